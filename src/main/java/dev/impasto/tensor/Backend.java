@@ -77,6 +77,12 @@ public interface Backend extends AutoCloseable {
     /** Uniform [0, 1) samples from the same Philox stream as {@link #randn} (a different counter range). */
     void rand(Tensor out, long seed);
 
+    /**
+     * Inverted dropout: out = x * keep / (1 - p), keep = (u >= p) for the uniforms u of {@link #rand} under seed.
+     * Linear in x with a mask fixed by the seed, so the same call on dy is its backward.
+     */
+    void dropout(Tensor out, Tensor x, double p, long seed);
+
     /** Waits for all queued work. */
     void synchronize();
 

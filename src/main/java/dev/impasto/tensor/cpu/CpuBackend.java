@@ -159,6 +159,16 @@ public final class CpuBackend implements Backend {
         store(cpu(out), v);
     }
 
+    @Override
+    public void dropout(Tensor out, Tensor x, double p, long seed) {
+        if (p < 0 || p >= 1) throw new IllegalArgumentException("dropout probability must be in [0, 1), got " + p);
+        double[] u = new double[(int) x.numel()];
+        Philox.uniforms(u, seed);
+        double[] xv = toDoubles(x);
+        for (int i = 0; i < u.length; i++) u[i] = u[i] >= p ? xv[i] / (1 - p) : 0;
+        store(cpu(out), u);
+    }
+
     private static void store(CpuTensor t, double[] rowMajor) {
         int cols = (int) t.cols();
         double[] d = t.data();
