@@ -33,7 +33,11 @@ public final class LoraGroup implements AutoCloseable {
     private final long[] bOffsets;
     final Tensor computeA, computeB;  // compute-dtype copies (same tensors when the dtypes agree)
 
-    LoraGroup(Backend be, String key, List<Piece> pieces, long in, int rank, double alpha, double dropout, DType computeType) {
+    /**
+     * Zero-initialised masters and gradients on {@code be}; {@code computeType} is the model's compute dtype (its
+     * compute copies are made when it differs from the fp32 master).
+     */
+    public LoraGroup(Backend be, String key, List<Piece> pieces, long in, int rank, double alpha, double dropout, DType computeType) {
         this.key = key;
         this.rank = rank;
         this.alpha = alpha;
