@@ -53,6 +53,8 @@ AOTITorchError aoti_torch_empty_strided(int64_t ndim, const int64_t* sizes_ptr, 
 /* torch/csrc/inductor/aoti_torch/c/shim.h */
 AOTITorchError aoti_torch_copy_(AtenTensorHandle self, AtenTensorHandle src, int32_t non_blocking);
 /* torch/csrc/inductor/aoti_torch/c/shim.h */
+AOTITorchError aoti_torch_new_uninitialized_tensor(AtenTensorHandle* ret);
+/* torch/csrc/inductor/aoti_torch/c/shim.h */
 void aoti_torch_grad_mode_set_enabled(bool enabled);
 /* torch/csrc/inductor/aoti_torch/c/shim.h */
 bool aoti_torch_grad_mode_is_enabled(void);

@@ -994,6 +994,66 @@ public class torch_shim_h extends torch_shim_h$shared {
         }
     }
 
+    private static class aoti_torch_new_uninitialized_tensor {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            torch_shim_h.C_INT,
+            torch_shim_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("aoti_torch_new_uninitialized_tensor");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * AOTITorchError aoti_torch_new_uninitialized_tensor(AtenTensorHandle *ret)
+     * }
+     */
+    public static FunctionDescriptor aoti_torch_new_uninitialized_tensor$descriptor() {
+        return aoti_torch_new_uninitialized_tensor.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * AOTITorchError aoti_torch_new_uninitialized_tensor(AtenTensorHandle *ret)
+     * }
+     */
+    public static MethodHandle aoti_torch_new_uninitialized_tensor$handle() {
+        return aoti_torch_new_uninitialized_tensor.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * AOTITorchError aoti_torch_new_uninitialized_tensor(AtenTensorHandle *ret)
+     * }
+     */
+    public static MemorySegment aoti_torch_new_uninitialized_tensor$address() {
+        return aoti_torch_new_uninitialized_tensor.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * AOTITorchError aoti_torch_new_uninitialized_tensor(AtenTensorHandle *ret)
+     * }
+     */
+    public static int aoti_torch_new_uninitialized_tensor(MemorySegment ret) {
+        var mh$ = aoti_torch_new_uninitialized_tensor.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("aoti_torch_new_uninitialized_tensor", ret);
+            }
+            return (int)mh$.invokeExact(ret);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class aoti_torch_grad_mode_set_enabled {
         public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
             torch_shim_h.C_BOOL
