@@ -70,17 +70,53 @@ public final class Nf4 {
         return x > -0.8480964004993439f ? 0b0001 : 0b0000;
     }
 
+    private static final float T0 = -0.8480964004993439f, T1 = -0.6106329262256622f, T2 = -0.4599952697753906f,
+            T3 = -0.33967943489551544f, T4 = -0.23460740596055984f, T5 = -0.13791173323988914f,
+            T6 = -0.045525018125772476f, T7 = 0.03979014977812767f, T8 = 0.1202552504837513f,
+            T9 = 0.2035212516784668f, T10 = 0.2920137718319893f, T11 = 0.3893125355243683f,
+            T12 = 0.5016634166240692f, T13 = 0.6427869200706482f, T14 = 0.8614784181118011f;
+
+    /** Thresholds padded with +inf, so {@code x > THRESHOLDS[15]} is always false. */
+    private static final float[] THRESHOLDS = {T0, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13, T14,
+        Float.POSITIVE_INFINITY};
+
+    /** Buckets of width 1/1024 over [-1, 1). */
+    private static final int BUCKETS = 2048;
+
+    /**
+     * Per bucket, the number of thresholds below the bucket's start minus one bucket width. Thresholds are at least
+     * 0.08 apart, so at most one threshold lies between that count and any x in the bucket (float rounding of the
+     * bucket index moves x by far less than the one-bucket margin).
+     */
+    private static final byte[] THRESHOLDS_BELOW_BUCKET = new byte[BUCKETS];
+
+    static {
+        for (int b = 0; b < BUCKETS; b++) {
+            double start = -1 + (b - 1) / 1024.0;
+            int below = 0;
+            for (int t = 0; t < 15; t++) if (THRESHOLDS[t] < start) below++;
+            THRESHOLDS_BELOW_BUCKET[b] = (byte) below;
+        }
+    }
+
+    /**
+     * Same result as {@link #quantizeValue(float)} (the tree over sorted thresholds returns the number of thresholds
+     * strictly below x, none for NaN) from a bucket table and one comparison. Random weights make the tree's
+     * branches unpredictable; this is about four times faster.
+     */
+    static int quantizeValueFast(float x) {
+        int b = (int) ((x + 1f) * 1024f); // NaN -> 0
+        b = Math.max(0, Math.min(BUCKETS - 1, b));
+        int q = THRESHOLDS_BELOW_BUCKET[b];
+        return x > THRESHOLDS[q] ? q + 1 : q;
+    }
+
     /**
      * The decision thresholds of {@link #quantizeValue(float)}, ascending: index {@code t} separates code {@code t}
      * from code {@code t + 1}. A copy.
      */
     public static float[] thresholds() {
-        return new float[] {
-            -0.8480964004993439f, -0.6106329262256622f, -0.4599952697753906f, -0.33967943489551544f,
-            -0.23460740596055984f, -0.13791173323988914f, -0.045525018125772476f, 0.03979014977812767f,
-            0.1202552504837513f, 0.2035212516784668f, 0.2920137718319893f, 0.3893125355243683f,
-            0.5016634166240692f, 0.6427869200706482f, 0.8614784181118011f,
-        };
+        return new float[] {T0, T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13, T14};
     }
 
     /** Quantizes with blocks of 64, as FLUX NF4 exports do. */
@@ -126,9 +162,9 @@ public final class Nf4 {
         // blocksize is even, so a block starts on a byte boundary; only the very last element can be unpaired.
         int i = from;
         for (; i + 1 < to; i += 2) {
-            packed[i >>> 1] = (byte) (quantizeValue(w[i] * inv) << 4 | quantizeValue(w[i + 1] * inv));
+            packed[i >>> 1] = (byte) (quantizeValueFast(w[i] * inv) << 4 | quantizeValueFast(w[i + 1] * inv));
         }
-        if (i < to) packed[i >>> 1] = (byte) (quantizeValue(w[i] * inv) << 4 | quantizeValue(0f * inv));
+        if (i < to) packed[i >>> 1] = (byte) (quantizeValueFast(w[i] * inv) << 4 | quantizeValueFast(0f * inv));
     }
 
     /**

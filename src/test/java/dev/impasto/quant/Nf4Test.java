@@ -44,6 +44,33 @@ class Nf4Test {
     }
 
     @Test
+    void tableLookupAgreesWithTheDecisionTree() {
+        float[] t = Nf4.thresholds();
+        for (float th : t) {
+            float x = th;
+            for (int k = 0; k < 3000; k++) x = Math.nextDown(x);
+            for (int k = 0; k < 6000; k++, x = Math.nextUp(x)) {
+                assertEquals(Nf4.quantizeValue(x), Nf4.quantizeValueFast(x), "x = " + x);
+            }
+        }
+        for (int b = 0; b <= 2048; b++) { // bucket edges
+            float edge = -1f + b / 1024f;
+            for (float x : new float[] {Math.nextDown(edge), edge, Math.nextUp(edge)}) {
+                assertEquals(Nf4.quantizeValue(x), Nf4.quantizeValueFast(x), "x = " + x);
+            }
+        }
+        java.util.SplittableRandom r = new java.util.SplittableRandom(2);
+        for (int i = 0; i < 1_000_000; i++) {
+            float x = (float) (r.nextDouble() * 2.4 - 1.2);
+            assertEquals(Nf4.quantizeValue(x), Nf4.quantizeValueFast(x), "x = " + x);
+        }
+        for (float x : new float[] {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, -0f, 0f, 1f, -1f,
+                Float.MAX_VALUE, -Float.MAX_VALUE, Float.MIN_VALUE, 1e30f, -1e30f}) {
+            assertEquals(Nf4.quantizeValue(x), Nf4.quantizeValueFast(x), "x = " + x);
+        }
+    }
+
+    @Test
     void outOfRangeAndNanValues() {
         assertEquals(15, Nf4.quantizeValue(1.5f));
         assertEquals(0, Nf4.quantizeValue(-1.5f));
