@@ -25,9 +25,12 @@ import java.util.Objects;
  *   <li>Q6_K, 210 bytes / 256: ql[128], qh[64], i8 scales[16], f16 d (last); {@code y = d * scale * (q - 32)}.</li>
  * </ul>
  *
- * <p>Arithmetic is plain float in ggml's evaluation order with no fused multiply-add. A ggml build with
- * {@code -march=native} may let the C compiler contract {@code a*b - c} into an FMA, and a CUDA kernel does so by
- * default; such results can differ from these in the last bit.
+ * <p>Arithmetic is plain float in ggml's evaluation order with no fused multiply-add; the golden data in the tests
+ * came from ggml built without FMA contraction. For dequantization this does not matter: every product there
+ * (an 11-bit f16 scale times a 6-bit sub-scale times a code of at most 5 bits) is exact in float, so a kernel that fuses
+ * {@code d*q - m} into an FMA gets the same bits. Q6_K's {@code (d * sc) * q} is the one two-rounding case, and it
+ * is exact too (11 + 7 + 5 significant bits). The quantizers' decisions could in principle flip where a compiler contracts;
+ * ggml built with {@code -march=x86-64-v3} gave the same bytes on the test data.
  */
 public final class GgmlQuants {
     private static final ValueLayout.OfShort F16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);

@@ -50,6 +50,14 @@ public final class Nf4 {
     }
 
     /**
+     * Whether a checkpoint's {@code quant_map} is the NF4 table (bitsandbytes stores it with every NF4 weight; an FP4
+     * weight stores a different one).
+     */
+    public static boolean matchesCode(float[] quantMap) {
+        return quantMap != null && java.util.Arrays.equals(quantMap, CODE);
+    }
+
+    /**
      * bitsandbytes' {@code dQuantizeNF4}: the 4-bit index for a value already divided by its block's absmax.
      * Thresholds are the kernel's float literals; a value equal to a threshold takes the lower index; NaN gives 0.
      */

@@ -16,6 +16,11 @@ class Nf4Test {
     void codeTableIsBitsandbytesNf4() {
         assertArrayEquals(FORMATS_MD_CODE, Nf4.code());
         for (int i = 0; i < 16; i++) assertEquals(FORMATS_MD_CODE[i], Nf4.code(i | 0xf0));
+        assertTrue(Nf4.matchesCode(FORMATS_MD_CODE.clone()));
+        float[] fp4Like = FORMATS_MD_CODE.clone();
+        fp4Like[3] = 0.5f;
+        assertFalse(Nf4.matchesCode(fp4Like));
+        assertFalse(Nf4.matchesCode(new float[15]));
     }
 
     @Test
