@@ -3,12 +3,12 @@ package dev.impasto.tensor.cpu;
 import dev.impasto.tensor.AdamWConfig;
 import dev.impasto.tensor.Backend;
 import dev.impasto.tensor.DType;
+import dev.impasto.tensor.ElementCodec;
 import dev.impasto.tensor.LinearWeight;
 import dev.impasto.tensor.Philox;
 import dev.impasto.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.stream.IntStream;
@@ -22,11 +22,6 @@ import java.util.stream.IntStream;
 public final class CpuBackend implements Backend {
     static final double LN_EPS = 1e-6;
     static final double RMS_EPS = 1e-6;
-    private static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfInt LE_INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfLong LE_LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfFloat LE_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    private static final ValueLayout.OfDouble LE_DOUBLE = ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private final AtomicLong inUse = new AtomicLong();
     private final AtomicLong peak = new AtomicLong();
@@ -77,21 +72,8 @@ public final class CpuBackend implements Backend {
         if (src.byteSize() < n * srcType.byteSize())
             throw new IllegalArgumentException("source has " + src.byteSize() + " bytes, " + n + " " + srcType + " elements need " + n * srcType.byteSize());
         double[] d = t.data();
-        for (int i = 0; i < n; i++) d[i] = dtype.round(readElement(src, srcType, i));
+        for (int i = 0; i < n; i++) d[i] = dtype.round(ElementCodec.read(src, srcType, i));
         return t;
-    }
-
-    static double readElement(MemorySegment s, DType type, long i) {
-        return switch (type) {
-            case F64 -> s.getAtIndex(LE_DOUBLE, i);
-            case F32 -> s.getAtIndex(LE_FLOAT, i);
-            case BF16 -> DType.bf16ToFloat(s.getAtIndex(LE_SHORT, i));
-            case F16 -> Float.float16ToFloat(s.getAtIndex(LE_SHORT, i));
-            case I64 -> s.getAtIndex(LE_LONG, i);
-            case I32 -> s.getAtIndex(LE_INT, i);
-            case I8 -> s.get(ValueLayout.JAVA_BYTE, i);
-            case U8 -> s.get(ValueLayout.JAVA_BYTE, i) & 0xff;
-        };
     }
 
     @Override
@@ -110,17 +92,7 @@ public final class CpuBackend implements Backend {
         int bs = t.dtype().byteSize();
         byte[] out = new byte[v.length * bs];
         MemorySegment s = MemorySegment.ofArray(out);
-        for (int i = 0; i < v.length; i++) {
-            switch (t.dtype()) {
-                case F64 -> s.setAtIndex(LE_DOUBLE, i, v[i]);
-                case F32 -> s.setAtIndex(LE_FLOAT, i, (float) v[i]);
-                case BF16 -> s.setAtIndex(LE_SHORT, i, DType.floatToBf16((float) v[i]));
-                case F16 -> s.setAtIndex(LE_SHORT, i, Float.floatToFloat16((float) v[i]));
-                case I64 -> s.setAtIndex(LE_LONG, i, (long) v[i]);
-                case I32 -> s.setAtIndex(LE_INT, i, (int) v[i]);
-                case I8, U8 -> s.set(ValueLayout.JAVA_BYTE, i, (byte) (int) v[i]);
-            }
-        }
+        for (int i = 0; i < v.length; i++) ElementCodec.write(s, t.dtype(), i, v[i]);
         return out;
     }
 

@@ -1,0 +1,851 @@
+package dev.impasto.tensor.cuda;
+
+import dev.impasto.cuda.CublasLt;
+import dev.impasto.cuda.CudaContext;
+import dev.impasto.cuda.CudaException;
+import dev.impasto.cuda.Kernel;
+import dev.impasto.cuda.Memcpy;
+import dev.impasto.cuda.TorchRuntime;
+import dev.impasto.tensor.AdamWConfig;
+import dev.impasto.tensor.Backend;
+import dev.impasto.tensor.DType;
+import dev.impasto.tensor.ElementCodec;
+import dev.impasto.tensor.LinearWeight;
+import dev.impasto.tensor.Tensor;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.List;
+
+/**
+ * The fast path: impasto's CUDA kernels (kernels/*.cu, ABI in kernels/ABI.md), cuBLASLt for matrix products and
+ * libtorch's cuDNN/flash attention, all queued on one stream of one {@link CudaContext}. Activations are BF16 or F32
+ * (F16 where noted); F64 is not supported on the GPU.
+ *
+ * <p>Not thread-safe: one backend serves one thread at a time (the context is made current on each entry).
+ */
+public final class CudaBackend implements Backend {
+    static final int BLOCK = 256;
+
+    final CudaContext ctx;
+    private final String name;
+    /** Which attention path works here: libtorch cuDNN, libtorch flash, or our own kernel. Decided at first use. */
+    private AttentionPath attentionPath;
+    /** Reused bf16/f32 buffer that quantized weights are dequantized into before a GEMM. */
+    private Tensor dequantScratch;
+
+    enum AttentionPath { CUDNN, FLASH, OWN }
+
+    public CudaBackend(CudaContext ctx) {
+        this.ctx = ctx;
+        this.name = "cuda:" + ctx.ordinal();
+    }
+
+    public static CudaBackend open(int ordinal) {
+        return new CudaBackend(CudaContext.open(ordinal));
+    }
+
+    public CudaContext context() {
+        return ctx;
+    }
+
+    @Override
+    public String name() {
+        return name;
+    }
+
+    @Override
+    public boolean isGpu() {
+        return true;
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    static CudaTensor cu(Tensor t) {
+        if (!(t instanceof CudaTensor c))
+            throw new IllegalArgumentException("tensor " + t + " belongs to backend " + t.backend().name() + ", not cuda");
+        c.checkLive();
+        return c;
+    }
+
+    static long addr(Tensor t) {
+        return t == null ? 0L : cu(t).address();
+    }
+
+    /** Kernel name suffix for a float dtype. */
+    static String sfx(DType t) {
+        return switch (t) {
+            case F32 -> "f32";
+            case BF16 -> "bf16";
+            case F16 -> "f16";
+            default -> throw new IllegalArgumentException("CUDA kernels take F32, BF16 or F16 tensors, not " + t);
+        };
+    }
+
+    Kernel kernel(String name) {
+        return ctx.kernels().get(name);
+    }
+
+    private void enter() {
+        ctx.makeCurrent();
+    }
+
+    static void sameMatrix(Tensor a, Tensor b, String op) {
+        if (a.rows() != b.rows() || a.cols() != b.cols())
+            throw new IllegalArgumentException(op + ": " + a + " and " + b + " differ in shape (rows x cols "
+                    + a.rows() + "x" + a.cols() + " vs " + b.rows() + "x" + b.cols() + ")");
+    }
+
+    static void sameType(String op, Tensor... ts) {
+        DType t = null;
+        for (Tensor x : ts) {
+            if (x == null) continue;
+            if (t == null) t = x.dtype();
+            else if (x.dtype() != t) throw new IllegalArgumentException(op + ": tensors must share one dtype, got " + t + " and " + x.dtype());
+        }
+    }
+
+    /** Grid for row-wise kernels: one block per row, capped; kernels loop over the rest. */
+    static int rowGrid(long rows) {
+        return (int) Math.max(1, Math.min(rows, 65535L * 16));
+    }
+
+    static int elemGrid(long n) {
+        return (int) Math.max(1, Math.min((n + BLOCK - 1) / BLOCK, 65535L * 32));
+    }
+
+    // ------------------------------------------------------------------ memory
+
+    @Override
+    public Tensor empty(DType dtype, long... shape) {
+        enter();
+        if (dtype == DType.F64) throw new IllegalArgumentException("the CUDA backend does not hold F64 tensors; use F32");
+        long n = 1;
+        for (long d : shape) n = Math.multiplyExact(n, d);
+        long bytes = Math.max(1, n * dtype.byteSize());
+        long base = ctx.allocator().allocate(bytes);
+        return new CudaTensor(this, new CudaTensor.DeviceStorage(base, ctx.allocator()), true, dtype, 0, shape[shape.length - 1], shape);
+    }
+
+    @Override
+    public Tensor fromDoubles(double[] values, DType dtype, long... shape) {
+        CudaTensor t = (CudaTensor) empty(dtype, shape);
+        if (values.length != t.numel())
+            throw new IllegalArgumentException(values.length + " values for shape " + java.util.Arrays.toString(shape));
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment host = a.allocate(Math.max(1, values.length * (long) dtype.byteSize()), 16);
+            for (int i = 0; i < values.length; i++) ElementCodec.write(host, dtype, i, values[i]);
+            Memcpy.hostToDevice(t.address(), host, values.length * (long) dtype.byteSize(), ctx.stream());
+            ctx.synchronize(); // the host buffer dies with the arena
+        }
+        return t;
+    }
+
+    @Override
+    public Tensor fromBytes(MemorySegment src, DType srcType, DType dtype, long... shape) {
+        CudaTensor t = (CudaTensor) empty(dtype, shape);
+        long n = t.numel();
+        if (src.byteSize() < n * srcType.byteSize())
+            throw new IllegalArgumentException("source has " + src.byteSize() + " bytes, " + n + " " + srcType + " elements need " + n * srcType.byteSize());
+        if (srcType == dtype) {
+            upload(t.address(), src, n * dtype.byteSize());
+            return t;
+        }
+        // convert on the host (load time only): decode to double, encode to the device type
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment host = a.allocate(Math.max(1, n * dtype.byteSize()), 16);
+            for (long i = 0; i < n; i++) ElementCodec.write(host, dtype, i, ElementCodec.read(src, srcType, i));
+            Memcpy.hostToDevice(t.address(), host, n * dtype.byteSize(), ctx.stream());
+            ctx.synchronize();
+        }
+        return t;
+    }
+
+    /** Host-to-device copy from any segment (heap segments are staged through native memory). */
+    private void upload(long dst, MemorySegment src, long bytes) {
+        enter();
+        if (src.isNative()) {
+            Memcpy.hostToDevice(dst, src, bytes, ctx.stream());
+            ctx.synchronize();
+            return;
+        }
+        long chunk = 64L << 20;
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment stage = a.allocate(Math.min(chunk, Math.max(1, bytes)), 16);
+            for (long off = 0; off < bytes; off += chunk) {
+                long len = Math.min(chunk, bytes - off);
+                stage.copyFrom(src.asSlice(off, len));
+                Memcpy.hostToDevice(dst + off, stage, len, ctx.stream());
+                ctx.synchronize();
+            }
+        }
+    }
+
+    /** The tensor's elements, row-major, as raw bytes of its dtype (strided views gathered on the device first). */
+    private MemorySegment download(Tensor t, Arena a) {
+        enter();
+        CudaTensor c = cu(t);
+        long bytes = c.numel() * c.dtype().byteSize();
+        MemorySegment host = a.allocate(Math.max(1, bytes), 16);
+        if (c.isContiguous()) {
+            Memcpy.deviceToHost(host, c.address(), bytes, ctx.stream());
+        } else {
+            try (Tensor tmp = empty(c.dtype(), c.rows(), c.cols())) {
+                copy(tmp, c);
+                Memcpy.deviceToHost(host, cu(tmp).address(), bytes, ctx.stream());
+                ctx.synchronize();
+            }
+        }
+        ctx.synchronize();
+        return host;
+    }
+
+    @Override
+    public double[] toDoubles(Tensor t) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment host = download(t, a);
+            int n = Math.toIntExact(t.numel());
+            double[] out = new double[n];
+            for (int i = 0; i < n; i++) out[i] = ElementCodec.read(host, t.dtype(), i);
+            return out;
+        }
+    }
+
+    @Override
+    public byte[] toBytes(Tensor t) {
+        try (Arena a = Arena.ofConfined()) {
+            return download(t, a).asSlice(0, t.numel() * t.dtype().byteSize()).toArray(ValueLayout.JAVA_BYTE);
+        }
+    }
+
+    @Override
+    public void copy(Tensor dst, Tensor src) {
+        enter();
+        CudaTensor d = cu(dst), s = cu(src);
+        sameMatrix(d, s, "copy");
+        if (d.dtype() == s.dtype() && d.isContiguous() && s.isContiguous()) {
+            Memcpy.deviceToDevice(d.address(), s.address(), d.numel() * d.dtype().byteSize(), ctx.stream());
+            return;
+        }
+        if (d.dtype() == s.dtype() && !d.dtype().isFloatingPoint()) {
+            for (long r = 0; r < d.rows(); r++) // rare: strided integer views
+                Memcpy.deviceToDevice(cu(d.rows(r, r + 1)).address(), cu(s.rows(r, r + 1)).address(), d.cols() * d.dtype().byteSize(), ctx.stream());
+            return;
+        }
+        kernel("impasto_convert_" + sfx(s.dtype()) + "_" + sfx(d.dtype())).launch(ctx.stream(), elemGrid(d.numel()), 1, 1, BLOCK, 1, 1, 0,
+                d.address(), d.rowStride(), s.address(), s.rowStride(), d.rows(), d.cols());
+    }
+
+    @Override
+    public void fill(Tensor t, double value) {
+        enter();
+        CudaTensor c = cu(t);
+        if (value == 0 && c.isContiguous()) {
+            Memcpy.memsetD8(c.address(), (byte) 0, c.numel() * c.dtype().byteSize(), ctx.stream());
+            return;
+        }
+        if (!c.dtype().isFloatingPoint()) {
+            if (!c.isContiguous() || c.dtype().byteSize() != 1) throw new IllegalArgumentException("fill of " + c + " with " + value);
+            Memcpy.memsetD8(c.address(), (byte) (int) value, c.numel(), ctx.stream());
+            return;
+        }
+        kernel("impasto_fill_" + sfx(c.dtype())).launch(ctx.stream(), elemGrid(c.numel()), 1, 1, BLOCK, 1, 1, 0,
+                c.address(), c.rowStride(), c.rows(), c.cols(), (float) value);
+    }
+
+    @Override
+    public void randn(Tensor out, long seed) {
+        enter();
+        CudaTensor c = cu(out);
+        kernel("impasto_randn_" + sfx(c.dtype())).launch(ctx.stream(), elemGrid((c.numel() + 3) / 4), 1, 1, BLOCK, 1, 1, 0,
+                c.address(), c.rowStride(), c.rows(), c.cols(), seed);
+    }
+
+    @Override
+    public void rand(Tensor out, long seed) {
+        enter();
+        CudaTensor c = cu(out);
+        kernel("impasto_rand_" + sfx(c.dtype())).launch(ctx.stream(), elemGrid((c.numel() + 3) / 4), 1, 1, BLOCK, 1, 1, 0,
+                c.address(), c.rowStride(), c.rows(), c.cols(), seed);
+    }
+
+    @Override
+    public void dropout(Tensor out, Tensor x, double p, long seed) {
+        if (p < 0 || p >= 1) throw new IllegalArgumentException("dropout probability must be in [0, 1), got " + p);
+        enter();
+        CudaTensor o = cu(out), xi = cu(x);
+        sameMatrix(o, xi, "dropout");
+        sameType("dropout", o, xi);
+        kernel("impasto_dropout_" + sfx(o.dtype())).launch(ctx.stream(), elemGrid((o.numel() + 3) / 4), 1, 1, BLOCK, 1, 1, 0,
+                o.address(), o.rowStride(), xi.address(), xi.rowStride(), o.rows(), o.cols(), (float) p, seed);
+    }
+
+    @Override
+    public void synchronize() {
+        enter();
+        ctx.synchronize();
+    }
+
+    @Override
+    public long bytesInUse() {
+        return ctx.allocator().bytesInUse();
+    }
+
+    @Override
+    public long peakBytes() {
+        return ctx.allocator().peakBytes();
+    }
+
+    @Override
+    public void resetPeak() {
+        ctx.allocator().resetPeak();
+    }
+
+    // ------------------------------------------------------------------ matrix products
+
+    static CublasLt.Type blasType(DType t) {
+        return switch (t) {
+            case F32 -> CublasLt.Type.F32;
+            case BF16 -> CublasLt.Type.BF16;
+            case F16 -> CublasLt.Type.F16;
+            default -> throw new IllegalArgumentException("cuBLASLt products take F32, BF16 or F16, not " + t);
+        };
+    }
+
+    @Override
+    public void gemm(Tensor out, Tensor a, boolean transA, Tensor b, boolean transB, double alpha, double beta) {
+        enter();
+        CudaTensor o = cu(out);
+        CudaTensor am = cu(a), bm = cu(b);
+        long m = transA ? am.cols() : am.rows(), k = transA ? am.rows() : am.cols();
+        long n = transB ? bm.rows() : bm.cols(), kb = transB ? bm.cols() : bm.rows();
+        if (k != kb) throw new IllegalArgumentException("gemm: inner dimensions differ: " + a + (transA ? "^T" : "") + " x " + b + (transB ? "^T" : ""));
+        if (o.rows() != m || o.cols() != n) throw new IllegalArgumentException("gemm: output " + o + " is not [" + m + ", " + n + "]");
+        Tensor tmp = null;
+        try {
+            if (am.dtype() != bm.dtype()) { // cuBLASLt wants one input type: convert the F32 side down
+                CudaTensor conv = am.dtype() == DType.F32 ? am : bm;
+                DType target = am.dtype() == DType.F32 ? bm.dtype() : am.dtype();
+                tmp = empty(target, conv.rows(), conv.cols());
+                copy(tmp, conv);
+                if (conv == am) am = cu(tmp);
+                else bm = cu(tmp);
+            }
+            ctx.blas().matmul(CublasLt.Gemm.of(m, n, k, transA, transB, blasType(am.dtype()), am.address(), am.rowStride(),
+                    bm.address(), bm.rowStride(), blasType(o.dtype()), o.address(), o.rowStride(), (float) alpha, (float) beta), ctx.stream());
+        } finally {
+            if (tmp != null) tmp.close();
+        }
+    }
+
+    /** Rows of x at or under which a quantized weight is applied by a dequantizing GEMV instead of a GEMM. */
+    static final long GEMV_MAX_ROWS = 8;
+
+    @Override
+    public void linear(Tensor out, Tensor x, LinearWeight w, Tensor bias, double beta) {
+        enter();
+        CudaTensor o = cu(out), xi = cu(x);
+        if (xi.cols() != w.inFeatures() || o.cols() != w.outFeatures() || o.rows() != xi.rows())
+            throw new IllegalArgumentException("linear: x " + x + " -> out " + out + " does not fit weight [" + w.outFeatures() + ", " + w.inFeatures() + "]");
+        switch (w) {
+            case LinearWeight.Dense d -> denseLinear(o, xi, cu(d.w()), bias, beta);
+            case LinearWeight.Stacked s -> {
+                long row = 0;
+                for (LinearWeight p : s.parts()) {
+                    long r1 = row + p.outFeatures();
+                    linear(o.cols(row, r1), xi, p, bias == null ? null : bias.reshape(-1).cols(row, r1), beta);
+                    row = r1;
+                }
+            }
+            default -> {
+                if (xi.rows() <= GEMV_MAX_ROWS && QuantKernels.hasGemv(w)) {
+                    QuantKernels.gemv(this, o, xi, w, bias, beta);
+                } else {
+                    Tensor dense = dequantScratch(xi.dtype(), w.outFeatures(), w.inFeatures());
+                    dequantize(dense, w);
+                    denseLinear(o, xi, cu(dense), bias, beta);
+                }
+            }
+        }
+    }
+
+    private void denseLinear(CudaTensor o, CudaTensor x, CudaTensor w, Tensor bias, double beta) {
+        CudaTensor xin = x;
+        Tensor tmp = null;
+        try {
+            if (x.dtype() != w.dtype()) {
+                tmp = empty(w.dtype(), x.rows(), x.cols());
+                copy(tmp, x);
+                xin = cu(tmp);
+            }
+            CublasLt.Gemm g = CublasLt.Gemm.of(xin.rows(), w.rows(), w.cols(), false, true, blasType(w.dtype()), xin.address(), xin.rowStride(),
+                    w.address(), w.rowStride(), blasType(o.dtype()), o.address(), o.rowStride(), 1f, (float) beta);
+            if (bias != null) g = g.withBias(addr(bias), blasType(bias.dtype()));
+            ctx.blas().matmul(g, ctx.stream());
+        } finally {
+            if (tmp != null) tmp.close();
+        }
+    }
+
+    /** A [rows, cols] view of the reused dequantization buffer (grown as needed). */
+    Tensor dequantScratch(DType t, long rows, long cols) {
+        long need = rows * cols;
+        if (dequantScratch == null || dequantScratch.dtype() != t || dequantScratch.numel() < need) {
+            if (dequantScratch != null) dequantScratch.close();
+            dequantScratch = empty(t, need);
+        }
+        return dequantScratch.reshape(-1).cols(0, need).reshape(rows, cols);
+    }
+
+    @Override
+    public void linearInputGrad(Tensor dx, Tensor dy, LinearWeight w, double beta) {
+        enter();
+        CudaTensor g = cu(dx), d = cu(dy);
+        if (d.cols() != w.outFeatures() || g.cols() != w.inFeatures() || g.rows() != d.rows())
+            throw new IllegalArgumentException("linearInputGrad: dy " + dy + " -> dx " + dx + " does not fit weight [" + w.outFeatures() + ", " + w.inFeatures() + "]");
+        switch (w) {
+            case LinearWeight.Dense dw -> gemm(g, d, false, dw.w(), false, 1, beta);
+            case LinearWeight.Stacked s -> {
+                long row = 0;
+                double b = beta;
+                for (LinearWeight p : s.parts()) {
+                    long r1 = row + p.outFeatures();
+                    linearInputGrad(g, d.cols(row, r1), p, b);
+                    b = 1;
+                    row = r1;
+                }
+            }
+            default -> {
+                Tensor dense = dequantScratch(d.dtype(), w.outFeatures(), w.inFeatures());
+                dequantize(dense, w);
+                gemm(g, d, false, dense, false, 1, beta);
+            }
+        }
+    }
+
+    @Override
+    public void dequantize(Tensor out, LinearWeight w) {
+        enter();
+        CudaTensor o = cu(out);
+        if (o.rows() * o.cols() != w.outFeatures() * w.inFeatures() || !o.isContiguous())
+            throw new IllegalArgumentException("dequantize: output " + out + " must be a contiguous [" + w.outFeatures() + ", " + w.inFeatures() + "]");
+        switch (w) {
+            case LinearWeight.Dense d -> copy(o, d.w());
+            case LinearWeight.Stacked s -> {
+                long row = 0;
+                Tensor m = o.reshape(w.outFeatures(), w.inFeatures());
+                for (LinearWeight p : s.parts()) {
+                    dequantize(m.rows(row, row + p.outFeatures()), p);
+                    row += p.outFeatures();
+                }
+            }
+            default -> QuantKernels.dequantize(this, o, w);
+        }
+    }
+
+    // ------------------------------------------------------------------ elementwise
+
+    private void zip(String op, Tensor out, Tensor a, Tensor b) {
+        enter();
+        CudaTensor o = cu(out), x = cu(a), y = cu(b);
+        sameMatrix(o, x, op);
+        sameMatrix(o, y, op);
+        sameType(op, o, x, y);
+        kernel("impasto_" + op + "_" + sfx(o.dtype())).launch(ctx.stream(), elemGrid(o.numel()), 1, 1, BLOCK, 1, 1, 0,
+                o.address(), o.rowStride(), x.address(), x.rowStride(), y.address(), y.rowStride(), o.rows(), o.cols());
+    }
+
+    @Override
+    public void add(Tensor out, Tensor a, Tensor b) {
+        zip("add", out, a, b);
+    }
+
+    @Override
+    public void mul(Tensor out, Tensor x, Tensor y) {
+        zip("mul", out, x, y);
+    }
+
+    @Override
+    public void axpby(Tensor y, double alpha, Tensor x, double beta) {
+        enter();
+        CudaTensor yi = cu(y), xi = cu(x);
+        sameMatrix(yi, xi, "axpby");
+        sameType("axpby", yi, xi);
+        kernel("impasto_axpby_" + sfx(yi.dtype())).launch(ctx.stream(), elemGrid(yi.numel()), 1, 1, BLOCK, 1, 1, 0,
+                yi.address(), yi.rowStride(), xi.address(), xi.rowStride(), yi.rows(), yi.cols(), (float) alpha, (float) beta);
+    }
+
+    private void unary(String op, Tensor out, Tensor x) {
+        enter();
+        CudaTensor o = cu(out), xi = cu(x);
+        sameMatrix(o, xi, op);
+        sameType(op, o, xi);
+        kernel("impasto_" + op + "_" + sfx(o.dtype())).launch(ctx.stream(), elemGrid(o.numel()), 1, 1, BLOCK, 1, 1, 0,
+                o.address(), o.rowStride(), xi.address(), xi.rowStride(), o.rows(), o.cols());
+    }
+
+    private void unaryBackward(String op, Tensor dx, Tensor dy, Tensor x, double beta) {
+        enter();
+        CudaTensor g = cu(dx), d = cu(dy), xi = cu(x);
+        sameMatrix(g, d, op);
+        sameMatrix(g, xi, op);
+        sameType(op, g, d, xi);
+        kernel("impasto_" + op + "_" + sfx(g.dtype())).launch(ctx.stream(), elemGrid(g.numel()), 1, 1, BLOCK, 1, 1, 0,
+                g.address(), g.rowStride(), d.address(), d.rowStride(), xi.address(), xi.rowStride(), g.rows(), g.cols(), (float) beta);
+    }
+
+    @Override
+    public void gelu(Tensor out, Tensor x) {
+        unary("gelu", out, x);
+    }
+
+    @Override
+    public void geluBackward(Tensor dx, Tensor dy, Tensor x, double beta) {
+        unaryBackward("gelu_bwd", dx, dy, x, beta);
+    }
+
+    @Override
+    public void silu(Tensor out, Tensor x) {
+        unary("silu", out, x);
+    }
+
+    @Override
+    public void siluBackward(Tensor dx, Tensor dy, Tensor x, double beta) {
+        unaryBackward("silu_bwd", dx, dy, x, beta);
+    }
+
+    // ------------------------------------------------------------------ normalisation and modulation
+
+    static long rowsPerBatch(Tensor x, Tensor perSample, String op) {
+        if (perSample == null) return x.rows();
+        long b = perSample.rows();
+        if (b == 0 || x.rows() % b != 0)
+            throw new IllegalArgumentException(op + ": " + x.rows() + " rows don't split evenly into " + b + " batch elements");
+        if (perSample.cols() != x.cols())
+            throw new IllegalArgumentException(op + ": per-sample tensor " + perSample + " has " + perSample.cols() + " columns, x has " + x.cols());
+        return x.rows() / b;
+    }
+
+    static long ld(Tensor t) {
+        return t == null ? 0 : t.rowStride();
+    }
+
+    @Override
+    public void layerNormModulate(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor shift, Tensor scale) {
+        enter();
+        CudaTensor o = cu(out), xi = cu(x);
+        sameMatrix(o, xi, "layerNormModulate");
+        sameType("layerNormModulate", o, xi, shift, scale);
+        checkStats("layerNormModulate", xi.rows(), mean, rstd);
+        long per = rowsPerBatch(xi, scale != null ? scale : shift, "layerNormModulate");
+        kernel("impasto_ln_mod_" + sfx(o.dtype())).launch(ctx.stream(), rowGrid(xi.rows()), 1, 1, BLOCK, 1, 1, 0,
+                o.address(), o.rowStride(), addr(mean), addr(rstd), xi.address(), xi.rowStride(),
+                addr(shift), ld(shift), addr(scale), ld(scale), xi.rows(), xi.cols(), per);
+    }
+
+    private static void checkStats(String op, long rows, Tensor... stats) {
+        for (Tensor s : stats)
+            if (s != null && (s.dtype() != DType.F32 || s.numel() != rows || !s.isContiguous()))
+                throw new IllegalArgumentException(op + ": row statistics must be contiguous F32 with " + rows + " elements, got " + s);
+    }
+
+    @Override
+    public void layerNormModulateBackward(Tensor dx, Tensor dshift, Tensor dscale, Tensor dy, Tensor x, Tensor mean,
+                                          Tensor rstd, Tensor scale, double beta) {
+        enter();
+        CudaTensor g = cu(dx), d = cu(dy), xi = cu(x);
+        sameMatrix(g, xi, "layerNormModulateBackward");
+        sameMatrix(d, xi, "layerNormModulateBackward");
+        sameType("layerNormModulateBackward", g, d, xi, scale, dshift, dscale);
+        checkStats("layerNormModulateBackward", xi.rows(), mean, rstd);
+        long per = rowsPerBatch(xi, scale, "layerNormModulateBackward");
+        kernel("impasto_ln_mod_bwd_" + sfx(g.dtype())).launch(ctx.stream(), rowGrid(xi.rows()), 1, 1, BLOCK, 1, 1, 0,
+                g.address(), g.rowStride(), d.address(), d.rowStride(), xi.address(), xi.rowStride(), addr(mean), addr(rstd),
+                addr(scale), ld(scale), xi.rows(), xi.cols(), per, (float) beta);
+        if (dshift != null || dscale != null) {
+            long batches = xi.rows() / per;
+            kernel("impasto_ln_mod_bwd_params_" + sfx(g.dtype())).launch(ctx.stream(), (int) ((xi.cols() + 31) / 32), (int) batches, 1, 32, 8, 1, 0,
+                    addr(dshift), ld(dshift), addr(dscale), ld(dscale), d.address(), d.rowStride(), xi.address(), xi.rowStride(),
+                    addr(mean), addr(rstd), xi.rows(), xi.cols(), per);
+        }
+    }
+
+    @Override
+    public void gatedResidual(Tensor x, Tensor gate, Tensor y) {
+        enter();
+        CudaTensor xi = cu(x), gi = cu(gate), yi = cu(y);
+        sameMatrix(xi, yi, "gatedResidual");
+        sameType("gatedResidual", xi, gi, yi);
+        long per = rowsPerBatch(xi, gi, "gatedResidual");
+        kernel("impasto_gated_residual_" + sfx(xi.dtype())).launch(ctx.stream(), elemGrid(xi.numel()), 1, 1, BLOCK, 1, 1, 0,
+                xi.address(), xi.rowStride(), gi.address(), gi.rowStride(), yi.address(), yi.rowStride(), xi.rows(), xi.cols(), per);
+    }
+
+    @Override
+    public void gatedResidualBackward(Tensor dy, Tensor dgate, Tensor dx, Tensor gate, Tensor y, double betaDy) {
+        enter();
+        CudaTensor dyi = cu(dy), dxi = cu(dx), gi = cu(gate), yi = cu(y);
+        sameMatrix(dxi, yi, "gatedResidualBackward");
+        sameMatrix(dxi, dyi, "gatedResidualBackward");
+        sameType("gatedResidualBackward", dyi, dxi, gi, yi, dgate);
+        long per = rowsPerBatch(dxi, gi, "gatedResidualBackward");
+        kernel("impasto_gated_residual_bwd_" + sfx(dxi.dtype())).launch(ctx.stream(), elemGrid(dxi.numel()), 1, 1, BLOCK, 1, 1, 0,
+                dyi.address(), dyi.rowStride(), dxi.address(), dxi.rowStride(), gi.address(), gi.rowStride(), dxi.rows(), dxi.cols(), per, (float) betaDy);
+        if (dgate != null) {
+            long batches = dxi.rows() / per;
+            kernel("impasto_colsum_product_" + sfx(dxi.dtype())).launch(ctx.stream(), (int) ((dxi.cols() + 31) / 32), (int) batches, 1, 32, 8, 1, 0,
+                    addr(dgate), ld(dgate), dxi.address(), dxi.rowStride(), yi.address(), yi.rowStride(), dxi.rows(), dxi.cols(), per);
+        }
+    }
+
+    // ------------------------------------------------------------------ QK norm + RoPE
+
+    private record QkvGeometry(long batch, long len, long ltot, int heads, int headDim) {
+        static QkvGeometry of(Tensor q, Tensor qkv, Tensor pe, int heads, long seqOffset) {
+            long hd = q.cols();
+            if (hd % heads != 0) throw new IllegalArgumentException("q width " + hd + " is not a multiple of " + heads + " heads");
+            int dh = (int) (hd / heads);
+            if (qkv.cols() != 3 * hd) throw new IllegalArgumentException("qkv " + qkv + " must have 3 * " + hd + " columns");
+            long ltot = pe.dim(0);
+            if (pe.rank() != 3 || pe.dim(1) != dh / 2 || pe.dim(2) != 2 || pe.dtype() != DType.F32)
+                throw new IllegalArgumentException("pe " + pe + " must be F32 [" + ltot + ", " + dh / 2 + ", 2]");
+            if (q.rows() % ltot != 0) throw new IllegalArgumentException("q rows " + q.rows() + " not a multiple of pe length " + ltot);
+            long batch = q.rows() / ltot;
+            long len = qkv.rows() / batch;
+            if (len * batch != qkv.rows() || seqOffset + len > ltot)
+                throw new IllegalArgumentException("qkv " + qkv + " does not fit rows [" + seqOffset + ", +" + len + ") of " + ltot);
+            if (!q.isContiguous()) throw new IllegalArgumentException("q/k/v must be contiguous, got " + q);
+            return new QkvGeometry(batch, len, ltot, heads, dh);
+        }
+    }
+
+    @Override
+    public void qkNormRope(Tensor q, Tensor k, Tensor v, Tensor qRstd, Tensor kRstd, Tensor qkv, Tensor qScale, Tensor kScale,
+                           Tensor pe, int heads, long seqOffset) {
+        enter();
+        QkvGeometry g = QkvGeometry.of(q, qkv, pe, heads, seqOffset);
+        sameType("qkNormRope", q, k, v, qkv, qScale, kScale);
+        kernel("impasto_qk_norm_rope_" + sfx(q.dtype())).launch(ctx.stream(), (int) Math.min(g.batch * g.len, 65535L * 16), 1, 1, 128, 1, 1, 0,
+                addr(q), addr(k), addr(v), addr(qRstd), addr(kRstd), addr(qkv), qkv.rowStride(), addr(qScale), addr(kScale), addr(pe),
+                g.batch, g.len, g.ltot, heads, g.headDim, seqOffset);
+    }
+
+    @Override
+    public void qkNormRopeBackward(Tensor dqkv, Tensor dq, Tensor dk, Tensor dv, Tensor qkv, Tensor qScale, Tensor kScale,
+                                   Tensor pe, int heads, long seqOffset) {
+        enter();
+        QkvGeometry g = QkvGeometry.of(dq, qkv, pe, heads, seqOffset);
+        sameMatrix(dqkv, qkv, "qkNormRopeBackward");
+        sameType("qkNormRopeBackward", dqkv, dq, dk, dv, qkv, qScale, kScale);
+        kernel("impasto_qk_norm_rope_bwd_" + sfx(dq.dtype())).launch(ctx.stream(), (int) Math.min(g.batch * g.len, 65535L * 16), 1, 1, 128, 1, 1, 0,
+                addr(dqkv), dqkv.rowStride(), addr(dq), addr(dk), addr(dv), addr(qkv), qkv.rowStride(), addr(qScale), addr(kScale), addr(pe),
+                g.batch, g.len, g.ltot, heads, g.headDim, seqOffset);
+    }
+
+    // ------------------------------------------------------------------ attention
+
+    private static long attnBatch(Tensor q, Tensor lse) {
+        if (q.rank() == 3) return q.dim(0);
+        if (lse != null && lse.rank() == 3) return lse.dim(0);
+        return 1;
+    }
+
+    /** [B, H, L, D] strides of a [B, L, H*D] buffer with row stride ld. */
+    private static long[] bhldStrides(long len, long ld, long dh) {
+        return new long[] {len * ld, dh, ld, 1};
+    }
+
+    @Override
+    public void attention(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, int heads) {
+        enter();
+        sameType("attention", out, q, k, v);
+        long batch = attnBatch(q, lse);
+        long lq = q.rows() / batch, lk = k.rows() / batch, dh = q.cols() / heads;
+        if (lse != null && (lse.dtype() != DType.F32 || lse.numel() != batch * heads * lq || !lse.isContiguous()))
+            throw new IllegalArgumentException("attention: lse must be contiguous F32 [" + batch + ", " + heads + ", " + lq + "], got " + lse);
+        for (AttentionPath path : attentionPaths()) {
+            try {
+                if (path == AttentionPath.OWN) {
+                    OwnAttention.forward(this, cu(out), lse, cu(q), cu(k), cu(v), batch, lq, lk, heads, (int) dh);
+                } else {
+                    torchAttentionForward(path, cu(out), lse, cu(q), cu(k), cu(v), batch, lq, lk, heads, dh);
+                }
+                attentionPath = path;
+                return;
+            } catch (CudaException e) {
+                if (attentionPath != null || path == AttentionPath.OWN) throw e;
+                System.err.println("[impasto] attention through " + path + " failed (" + e.getMessage() + "); trying the next implementation");
+            }
+        }
+    }
+
+    private List<AttentionPath> attentionPaths() {
+        if (attentionPath != null) return List.of(attentionPath);
+        String forced = System.getenv("IMPASTO_ATTENTION");
+        if (forced != null && !forced.isBlank()) return List.of(AttentionPath.valueOf(forced.toUpperCase(java.util.Locale.ROOT)));
+        return ctx.torch() == null ? List.of(AttentionPath.OWN) : List.of(AttentionPath.CUDNN, AttentionPath.FLASH, AttentionPath.OWN);
+    }
+
+    /** The attention implementation in use ("CUDNN", "FLASH", "OWN"), or null before the first call. */
+    public String attentionImplementation() {
+        return attentionPath == null ? null : attentionPath.name();
+    }
+
+    private void torchAttentionForward(AttentionPath path, CudaTensor out, Tensor lse, CudaTensor q, CudaTensor k, CudaTensor v,
+                                       long batch, long lq, long lk, int heads, long dh) {
+        TorchRuntime t = ctx.torch();
+        TorchRuntime.AttentionKernel kind = path == AttentionPath.CUDNN ? TorchRuntime.AttentionKernel.CUDNN : TorchRuntime.AttentionKernel.FLASH;
+        Tensor lseBuf = lse != null ? lse : empty(DType.F32, batch, heads, lq);
+        MemorySegment tq = t.view(q.address(), q.dtype(), new long[] {batch, heads, lq, dh}, bhldStrides(lq, q.rowStride(), dh));
+        MemorySegment tk = t.view(k.address(), k.dtype(), new long[] {batch, heads, lk, dh}, bhldStrides(lk, k.rowStride(), dh));
+        MemorySegment tv = t.view(v.address(), v.dtype(), new long[] {batch, heads, lk, dh}, bhldStrides(lk, v.rowStride(), dh));
+        MemorySegment to = t.view(out.address(), out.dtype(), new long[] {batch, heads, lq, dh}, bhldStrides(lq, out.rowStride(), dh));
+        try {
+            t.attentionForward(kind, tq, tk, tv, 1 / Math.sqrt(dh), to, addr(lseBuf), batch, heads, lq);
+        } finally {
+            for (MemorySegment h : new MemorySegment[] {tq, tk, tv, to}) t.delete(h);
+            if (lse == null) lseBuf.close();
+        }
+    }
+
+    @Override
+    public void attentionBackward(Tensor dq, Tensor dk, Tensor dv, Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out,
+                                  Tensor lse, int heads) {
+        enter();
+        sameType("attentionBackward", dq, dk, dv, dout, q, k, v, out);
+        long batch = attnBatch(q, lse);
+        long lq = q.rows() / batch, lk = k.rows() / batch, dh = q.cols() / heads;
+        AttentionPath path = attentionPath != null ? attentionPath : attentionPaths().getFirst();
+        if (path == AttentionPath.OWN) {
+            OwnAttention.backward(this, cu(dq), cu(dk), cu(dv), cu(dout), cu(q), cu(k), cu(v), cu(out), cu(lse), batch, lq, lk, heads, (int) dh);
+            return;
+        }
+        TorchRuntime t = ctx.torch();
+        TorchRuntime.AttentionKernel kind = path == AttentionPath.CUDNN ? TorchRuntime.AttentionKernel.CUDNN : TorchRuntime.AttentionKernel.FLASH;
+        CudaTensor[] ts = {cu(dout), cu(q), cu(k), cu(v), cu(out), cu(dq), cu(dk), cu(dv)};
+        long[] lens = {lq, lq, lk, lk, lq, lq, lk, lk};
+        MemorySegment[] views = new MemorySegment[9];
+        try {
+            for (int i = 0; i < ts.length; i++)
+                views[i] = t.view(ts[i].address(), ts[i].dtype(), new long[] {batch, heads, lens[i], dh}, bhldStrides(lens[i], ts[i].rowStride(), dh));
+            views[8] = t.lseView(kind, addr(lse), batch, heads, lq);
+            t.attentionBackward(kind, views[0], views[1], views[2], views[3], views[4], views[8], lq, lk, 1 / Math.sqrt(dh),
+                    views[5], views[6], views[7]);
+        } finally {
+            for (MemorySegment h : views) if (h != null) t.delete(h);
+        }
+    }
+
+    // ------------------------------------------------------------------ embeddings and sequence
+
+    @Override
+    public void timestepEmbedding(Tensor out, Tensor t, double timeFactor, double maxPeriod) {
+        enter();
+        CudaTensor o = cu(out), ti = cu(t);
+        if (ti.dtype() != DType.F32 || ti.numel() != o.rows()) throw new IllegalArgumentException("timestepEmbedding: t must be F32 [" + o.rows() + "], got " + t);
+        kernel("impasto_timestep_embedding_" + sfx(o.dtype())).launch(ctx.stream(), (int) o.rows(), 1, 1, BLOCK, 1, 1, 0,
+                o.address(), o.rowStride(), ti.address(), (int) o.rows(), (int) o.cols(), (float) timeFactor, (float) maxPeriod);
+    }
+
+    @Override
+    public void concatSeq(Tensor out, Tensor a, Tensor b, int batch) {
+        seqCopy("impasto_concat_seq_", cu(out), cu(a), cu(b), batch);
+    }
+
+    @Override
+    public void splitSeq(Tensor a, Tensor b, Tensor in, int batch) {
+        seqCopy("impasto_split_seq_", cu(in), cu(a), cu(b), batch);
+    }
+
+    private void seqCopy(String k, CudaTensor whole, CudaTensor a, CudaTensor b, int batch) {
+        enter();
+        if (a.cols() != whole.cols() || b.cols() != whole.cols() || a.rows() + b.rows() != whole.rows()
+                || a.rows() % batch != 0 || b.rows() % batch != 0)
+            throw new IllegalArgumentException("sequence concat/split: " + a + " + " + b + " vs " + whole + " with batch " + batch);
+        sameType("concat/split", whole, a, b);
+        kernel(k + sfx(whole.dtype())).launch(ctx.stream(), elemGrid(whole.numel()), 1, 1, BLOCK, 1, 1, 0,
+                whole.address(), whole.rowStride(), a.address(), a.rowStride(), b.address(), b.rowStride(),
+                (long) batch, a.rows() / batch, b.rows() / batch, whole.cols());
+    }
+
+    // ------------------------------------------------------------------ training
+
+    @Override
+    public void flowMatchMix(Tensor xt, Tensor target, Tensor x0, Tensor noise, Tensor t) {
+        enter();
+        CudaTensor o = cu(xt), tg = cu(target), x = cu(x0), n = cu(noise), ti = cu(t);
+        sameMatrix(o, x, "flowMatchMix");
+        sameMatrix(tg, x, "flowMatchMix");
+        sameMatrix(n, x, "flowMatchMix");
+        sameType("flowMatchMix", o, tg, x, n);
+        if (ti.dtype() != DType.F32) throw new IllegalArgumentException("flowMatchMix: t must be F32");
+        long per = x.rows() / ti.numel();
+        kernel("impasto_flow_mix_" + sfx(o.dtype())).launch(ctx.stream(), elemGrid(x.numel()), 1, 1, BLOCK, 1, 1, 0,
+                o.address(), o.rowStride(), tg.address(), tg.rowStride(), x.address(), x.rowStride(), n.address(), n.rowStride(),
+                ti.address(), x.rows(), x.cols(), per);
+    }
+
+    @Override
+    public void mseLoss(Tensor loss, Tensor grad, Tensor pred, Tensor target, double gradScale) {
+        enter();
+        CudaTensor l = cu(loss), p = cu(pred), tg = cu(target);
+        sameMatrix(p, tg, "mseLoss");
+        sameType("mseLoss", p, tg, grad);
+        if (l.dtype() != DType.F32 || l.numel() != 1) throw new IllegalArgumentException("mseLoss: loss must be F32 [1]");
+        if (grad != null) sameMatrix(grad, p, "mseLoss");
+        fill(l, 0);
+        kernel("impasto_mse_" + sfx(p.dtype())).launch(ctx.stream(), Math.min(elemGrid(p.numel()), 1024), 1, 1, BLOCK, 1, 1, 0,
+                l.address(), addr(grad), ld(grad), p.address(), p.rowStride(), tg.address(), tg.rowStride(), p.rows(), p.cols(), (float) gradScale);
+    }
+
+    @Override
+    public void sumOfSquares(Tensor out, List<Tensor> tensors) {
+        enter();
+        CudaTensor o = cu(out);
+        if (o.dtype() != DType.F32 || o.numel() != 1) throw new IllegalArgumentException("sumOfSquares: out must be F32 [1]");
+        fill(o, 0);
+        for (Tensor t : tensors) {
+            CudaTensor c = cu(t);
+            kernel("impasto_sum_squares_" + sfx(c.dtype())).launch(ctx.stream(), Math.min(elemGrid(c.numel()), 1024), 1, 1, BLOCK, 1, 1, 0,
+                    o.address(), c.address(), c.rowStride(), c.rows(), c.cols());
+        }
+    }
+
+    @Override
+    public void adamw(List<Tensor> params, List<Tensor> grads, List<Tensor> m, List<Tensor> v, AdamWConfig cfg, long step, double lr,
+                      Tensor gradNormSq, double gradScale) {
+        enter();
+        if (params.size() != grads.size() || params.size() != m.size() || params.size() != v.size())
+            throw new IllegalArgumentException("adamw: params, grads and moments lists differ in length");
+        float bc1 = (float) (1 - Math.pow(cfg.beta1(), step)), bc2 = (float) (1 - Math.pow(cfg.beta2(), step));
+        for (int i = 0; i < params.size(); i++) {
+            CudaTensor p = cu(params.get(i)), g = cu(grads.get(i)), mi = cu(m.get(i)), vi = cu(v.get(i));
+            sameMatrix(p, g, "adamw");
+            for (CudaTensor c : new CudaTensor[] {p, g, mi, vi})
+                if (c.dtype() != DType.F32 || !c.isContiguous()) throw new IllegalArgumentException("adamw: tensors must be contiguous F32, got " + c);
+            kernel("impasto_adamw_f32").launch(ctx.stream(), Math.min(elemGrid(p.numel()), 4096), 1, 1, BLOCK, 1, 1, 0,
+                    p.address(), g.address(), mi.address(), vi.address(), p.numel(), (float) lr, (float) cfg.beta1(), (float) cfg.beta2(),
+                    (float) cfg.eps(), (float) cfg.weightDecay(), bc1, bc2, addr(gradNormSq), (float) cfg.maxGradNorm(), (float) gradScale);
+        }
+    }
+
+    @Override
+    public boolean hasNonFinite(List<Tensor> tensors) {
+        enter();
+        try (Tensor flag = empty(DType.I32, 1)) {
+            fill(flag, 0);
+            for (Tensor t : tensors) {
+                CudaTensor c = cu(t);
+                kernel("impasto_nonfinite_" + sfx(c.dtype())).launch(ctx.stream(), Math.min(elemGrid(c.numel()), 1024), 1, 1, BLOCK, 1, 1, 0,
+                        cu(flag).address(), c.address(), c.rowStride(), c.rows(), c.cols());
+            }
+            return toDoubles(flag)[0] != 0;
+        }
+    }
+
+    @Override
+    public void close() {
+        if (dequantScratch != null) dequantScratch.close();
+        ctx.close();
+    }
+}
