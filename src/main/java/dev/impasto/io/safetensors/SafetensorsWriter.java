@@ -95,7 +95,7 @@ public final class SafetensorsWriter {
             return lazyFloats(name, dtype, shape, () -> values);
         }
 
-        /** A tensor read from a file, copied as stored (any safetensors dtype, FP8 included). */
+        /** A tensor read from a file, copied as stored (any safetensors dtype, FP8 included); keep the file open until written. */
         public static Tensor copyOf(TensorEntry entry) {
             return copyOf(entry.name(), entry);
         }
