@@ -93,8 +93,9 @@ public final class SafetensorsIndex implements AutoCloseable {
         if (!missing.isEmpty())
             throw new SafetensorsFormatException(indexJson + ": " + missing.size() + " of the " + shards.size()
                     + " shard files it lists are missing (" + String.join(", ", missing) + "): the download is incomplete; fetch them");
+        // zero-padded shard names sort in shard order
         return new SafetensorsIndex(indexJson, Collections.unmodifiableMap(meta), Collections.unmodifiableMap(weightMap),
-                List.copyOf(shards));
+                shards.stream().sorted().toList());
     }
 
     public Path path() {
@@ -128,7 +129,7 @@ public final class SafetensorsIndex implements AutoCloseable {
         return weightMap.keySet();
     }
 
-    /** Shard file names in order of first mention. */
+    /** Shard file names, sorted (shard order for Hugging Face names). */
     public List<String> shardNames() {
         return shardNames;
     }
