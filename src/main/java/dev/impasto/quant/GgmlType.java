@@ -113,6 +113,22 @@ public enum GgmlType {
         return Math.multiplyExact(elements / blockSize, (long) typeSize);
     }
 
+    /** Bytes for a row of {@code ne0} elements, or -1 when ne0 is not a whole number of blocks. */
+    public long rowBytes(long ne0) {
+        if (ne0 % blockSize() != 0) return -1;
+        return Math.multiplyExact(ne0 / blockSize(), (long) typeSize());
+    }
+
+    /** Bytes of a tensor with ggml dims {@code ne} (ne[0] innermost), or -1 when ne[0] is not whole blocks. */
+    public long byteSize(long[] ne) {
+        if (ne.length == 0) return typeSize();
+        long row = rowBytes(ne[0]);
+        if (row < 0) return -1;
+        long n = row;
+        for (int k = 1; k < ne.length; k++) n = Math.multiplyExact(n, ne[k]);
+        return n;
+    }
+
     /** The type with GGUF id {@code id}, or an exception naming it. */
     public static GgmlType byId(int id) {
         GgmlType t = id >= 0 && id < BY_ID.length ? BY_ID[id] : null;

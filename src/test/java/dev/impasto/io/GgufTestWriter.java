@@ -1,6 +1,6 @@
 package dev.impasto.io;
 
-import dev.impasto.io.gguf.GgmlType;
+import dev.impasto.quant.GgmlType;
 import dev.impasto.io.gguf.GgufValue;
 
 import java.io.ByteArrayOutputStream;

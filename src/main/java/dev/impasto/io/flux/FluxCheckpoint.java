@@ -251,7 +251,7 @@ public final class FluxCheckpoint implements AutoCloseable {
         Map<String, Integer> unsupported = new TreeMap<>();
         for (WeightSource w : canonicalOrder.values()) {
             if (w instanceof WeightSource.Dense d && !d.isSupported()) unsupported.merge(d.typeName(), 1, Integer::sum);
-            if (w instanceof WeightSource.Gguf g && !g.ggmlType().isSupported()) unsupported.merge(g.typeName(), 1, Integer::sum);
+            if (w instanceof WeightSource.Gguf g && !g.ggmlType().canDequantize()) unsupported.merge(g.typeName(), 1, Integer::sum);
         }
         for (Map.Entry<String, Integer> e : unsupported.entrySet())
             problems.add(e.getValue() + " weights are stored as " + e.getKey() + ", which impasto does not read: use a BF16/F16 "

@@ -3,7 +3,7 @@ package dev.impasto.io.flux;
 import dev.impasto.io.Shapes;
 import dev.impasto.io.TensorCodec;
 import dev.impasto.io.TensorEntry;
-import dev.impasto.io.gguf.GgmlType;
+import dev.impasto.quant.GgmlType;
 import dev.impasto.io.gguf.GgufTensor;
 import dev.impasto.tensor.DType;
 

@@ -1,5 +1,7 @@
 package dev.impasto.io.gguf;
 
+import dev.impasto.quant.GgmlType;
+
 import dev.impasto.io.Shapes;
 import dev.impasto.io.TensorCodec;
 
@@ -255,7 +257,7 @@ public final class GgufFile implements AutoCloseable {
                 }
             }
             int typeId = c.i32();
-            GgmlType type = GgmlType.byId(typeId);
+            GgmlType type = GgmlType.byIdOrNull(typeId);
             if (type == null)
                 throw new GgufFormatException(where + " has ggml type " + Integer.toUnsignedString(typeId)
                         + ", which is not a ggml type impasto knows (retired or newer than impasto): re-quantize it to Q8_0/Q4_K/...");

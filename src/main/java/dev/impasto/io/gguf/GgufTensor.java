@@ -1,5 +1,7 @@
 package dev.impasto.io.gguf;
 
+import dev.impasto.quant.GgmlType;
+
 import dev.impasto.io.Shapes;
 import dev.impasto.io.StoredTensor;
 

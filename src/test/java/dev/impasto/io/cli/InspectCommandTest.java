@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.impasto.io.Fixtures;
 import dev.impasto.io.GgufTestWriter;
-import dev.impasto.io.gguf.GgmlType;
+import dev.impasto.quant.GgmlType;
 import dev.impasto.io.gguf.GgufValue;
 import dev.impasto.io.safetensors.SafetensorsWriter;
 import dev.impasto.tensor.DType;

@@ -5,7 +5,7 @@ import dev.impasto.io.GgufTestWriter;
 import dev.impasto.io.Shapes;
 import dev.impasto.io.TensorEntry;
 import dev.impasto.io.UnknownLayoutException;
-import dev.impasto.io.gguf.GgmlType;
+import dev.impasto.quant.GgmlType;
 import dev.impasto.io.gguf.GgufValue;
 import dev.impasto.io.safetensors.SafetensorsWriter;
 import dev.impasto.tensor.DType;

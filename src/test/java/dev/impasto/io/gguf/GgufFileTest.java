@@ -1,5 +1,7 @@
 package dev.impasto.io.gguf;
 
+import dev.impasto.quant.GgmlType;
+
 import dev.impasto.io.GgufTestWriter;
 import dev.impasto.io.TensorCodec;
 import org.junit.jupiter.api.Test;
@@ -78,7 +80,7 @@ class GgufFileTest {
             assertEquals(Float.floatToFloat16(8f / 127), q.data().get(TensorCodec.LE_SHORT, 0));
             assertEquals(-127, q.data().get(ValueLayout.JAVA_BYTE, 2));
             assertEquals(3 * 144, g.tensor("q4k").byteSize());
-            assertFalse(g.tensor("iq").type().isSupported());
+            assertFalse(g.tensor("iq").type().canDequantize());
             assertEquals(0, g.tensors().stream().mapToLong(GgufTensor::offset).filter(o -> o % 32 != 0).count());
         }
     }
@@ -90,8 +92,8 @@ class GgufFileTest {
         assertEquals(144, GgmlType.Q4_K.typeSize());
         assertEquals(210, GgmlType.Q6_K.typeSize());
         assertEquals(84, GgmlType.Q2_K.typeSize());
-        assertEquals(GgmlType.BF16, GgmlType.byId(30));
-        assertNull(GgmlType.byId(4));
+        assertEquals(GgmlType.BF16, GgmlType.byIdOrNull(30));
+        assertNull(GgmlType.byIdOrNull(4));
         assertEquals(-1, GgmlType.Q8_0.byteSize(new long[]{33, 2}));
         assertEquals(2 * 18 * 3, GgmlType.Q4_0.byteSize(new long[]{64, 3}));
     }
