@@ -142,7 +142,8 @@ public final class NativeLibraries {
         l.add(Path.of("/usr/lib/x86_64-linux-gnu"));
         // PyTorch's NVIDIA wheels sit beside torch/: site-packages/nvidia/{cu13,cublas}/lib
         for (Path t : torchLibDirs) {
-            Path site = t.getParent() == null ? null : t.getParent().getParent();
+            Path pkg = t.getParent();
+            Path site = pkg == null || pkg.getFileName() == null || !pkg.getFileName().toString().equals("torch") ? null : pkg.getParent();
             if (site != null) {
                 l.add(site.resolve("nvidia/cu13/lib"));
                 l.add(site.resolve("nvidia/cublas/lib"));
