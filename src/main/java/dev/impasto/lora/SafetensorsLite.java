@@ -243,8 +243,7 @@ final class SafetensorsLite implements AutoCloseable {
         }
         long offset = 0;
         for (Item it : items) {
-            if (it.dtype != DType.F32 && it.dtype != DType.BF16 && it.dtype != DType.F16 && it.dtype != DType.F64)
-                throw new IllegalArgumentException("tensor " + it.name + ": LoRA files are written as F32, BF16, F16 or F64, not " + it.dtype);
+            if (it.dtype == DType.I8 || it.dtype == DType.U8) throw new IllegalArgumentException("tensor " + it.name + ": cannot write " + it.dtype);
             if (header.has(it.name)) throw new IllegalArgumentException("duplicate tensor name " + it.name);
             ObjectNode e = header.putObject(it.name);
             e.put("dtype", it.dtype.safetensorsName());
@@ -302,6 +301,8 @@ final class SafetensorsLite implements AutoCloseable {
             case F32 -> { for (double x : v) b.putFloat((float) x); }
             case BF16 -> { for (double x : v) b.putShort(DType.floatToBf16((float) x)); }
             case F16 -> { for (double x : v) b.putShort(Float.floatToFloat16((float) x)); }
+            case I64 -> { for (double x : v) b.putLong((long) x); }
+            case I32 -> { for (double x : v) b.putInt((int) x); }
             default -> throw new IllegalArgumentException(t.toString());
         }
         return b.flip();
