@@ -72,6 +72,10 @@ public final class LoraFileWriter {
         public Options withConfig(FluxConfig c) {
             return new Options(dtype, c, bakeScale);
         }
+
+        public Options withBakeScale(boolean bake) {
+            return new Options(dtype, config, bake);
+        }
     }
 
     public static void write(Path file, List<LoraGroup> groups, Backend be, LoraFormat format, Map<String, String> metadata) throws IOException {

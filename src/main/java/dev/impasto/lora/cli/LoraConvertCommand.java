@@ -37,7 +37,8 @@ public final class LoraConvertCommand implements Callable<Integer> {
     @Option(names = {"-o", "--output"}, required = true, paramLabel = "FILE", description = "where to write the converted LoRA")
     Path output;
 
-    @Option(names = "--to", required = true, paramLabel = "FORMAT", description = "diffusers (= peft, ai-toolkit) or kohya (= sd-scripts)")
+    @Option(names = "--to", defaultValue = "diffusers", paramLabel = "FORMAT",
+            description = "diffusers (= peft, ai-toolkit) or kohya (= sd-scripts) (default: ${DEFAULT-VALUE})")
     String to;
 
     @Option(names = "--model", defaultValue = "flux-dev", paramLabel = "MODEL",
@@ -72,6 +73,7 @@ public final class LoraConvertCommand implements Callable<Integer> {
                 case "f16", "fp16", "float16" -> DType.F16;
                 default -> throw new IllegalArgumentException("--dtype must be f32, bf16 or f16, not " + dtype);
             };
+            if (!Files.isRegularFile(input)) throw new IllegalArgumentException(input + ": no such file");
             if (Files.exists(output) && Files.isSameFile(input, output)) throw new IllegalArgumentException("OUTPUT is the input file");
             if (Files.exists(output) && !force) throw new IllegalArgumentException(output + " exists; pass --force to overwrite it");
             FluxConfig cfg = FluxConfig.load(model);
