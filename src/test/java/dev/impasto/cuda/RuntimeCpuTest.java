@@ -78,6 +78,12 @@ class RuntimeCpuTest {
 
     @Test
     void theJarCarriesTheFatbin() {
+        if (KernelModule.class.getResource("/dev/impasto/kernels/CPU_ONLY") != null) {
+            // a -Dimpasto.cpuOnly=true build says so instead of failing obscurely
+            CudaUnavailableException e = assertThrows(CudaUnavailableException.class, KernelModule::fatbin);
+            assertTrue(e.getMessage().contains("-Dimpasto.cpuOnly=true"), e.getMessage());
+            return;
+        }
         byte[] fb = KernelModule.fatbin();
         // fatbin header magic 0xBA55ED50, little-endian
         assertEquals(0x50, fb[0] & 0xff);
