@@ -1,25 +1,27 @@
 #!/usr/bin/env python3
-"""Reference token ids for impasto's ClipTokenizer and T5Tokenizer, from the reference libraries.
+r"""Reference token ids for impasto's ClipTokenizer and T5Tokenizer, from the reference libraries.
 
 Run from the repository root on a machine with tokenizers, sentencepiece and transformers installed (no network
 needed; everything is read from the committed test vocabularies):
 
-  python3 src/test/golden/tokenizers/make_golden.py --out OUT_DIR
+  python3 src/test/golden/tokenizers/make_golden.py --out /tmp/tokenizer_golden \
+      && tar czf $OUT/tokenizer_golden.tgz -C /tmp/tokenizer_golden .
 
-then copy OUT_DIR/* into src/test/resources/dev/impasto/encoders/tokenizer/golden/. The Java tests
+then unpack the archive into src/test/resources/dev/impasto/encoders/tokenizer/golden/ (see README.md here). The Java tests
 (TokenizerGoldenTest) compare against every reference found there and skip when the folder is absent.
 
 What is written:
   golden_ids.json                          ids per prompt from each reference (see "references" inside)
   clip.tokenizer.json.gz                   the HF tokenizers CLIP pipeline built here, serialized by tokenizers
-  <model>.legacy.tokenizer.json            T5-style tokenizer.json: Precompiled charsmap normalizer,
+  <model>.legacy.tokenizer.json.gz         T5-style tokenizer.json: Precompiled charsmap normalizer,
                                            WhitespaceSplit + Metaspace, "$A </s>" template, special added tokens
-  <model>.converter.tokenizer.json         the same vocab with the normalizer/pre-tokenizer transformers'
+  <model>.converter.tokenizer.json.gz      the same vocab with the normalizer/pre-tokenizer transformers'
                                            SpmConverter writes (Precompiled, Strip right, Replace " {2,}")
-  <model>.transformers.tokenizer.json      what transformers' T5Tokenizer builds from the .model file
+  <model>.transformers.tokenizer.json.gz   what transformers' T5Tokenizer builds from the .model file
 A reference that fails is recorded under "errors" in golden_ids.json; the others are still written.
 """
 import argparse
+import base64
 import gzip
 import json
 import os
@@ -58,33 +60,73 @@ def clip_vocab_and_merges():
     return {t: i for i, t in enumerate(tokens)}, merges
 
 
-def clip_pipeline(vocab, merges):
-    """The tokenizers pipeline transformers 5's CLIPTokenizer builds."""
-    from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
-    from tokenizers.models import BPE
-    tok = Tokenizer(BPE(vocab=vocab, merges=merges, dropout=None, continuing_subword_prefix="",
-                        end_of_word_suffix="</w>", fuse_unk=False, unk_token="<|endoftext|>"))
-    tok.normalizer = normalizers.Sequence([normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Lowercase()])
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""),
-                             behavior="removed", invert=True),
-        pre_tokenizers.ByteLevel(add_prefix_space=False),
-    ])
-    tok.decoder = decoders.ByteLevel()
-    tok.post_processor = processors.RobertaProcessing(sep=("<|endoftext|>", vocab["<|endoftext|>"]),
-                                                      cls=("<|startoftext|>", vocab["<|startoftext|>"]),
-                                                      add_prefix_space=False, trim_offsets=False)
-    from tokenizers import AddedToken
-    tok.add_special_tokens([AddedToken("<|startoftext|>", normalized=False, special=True),
-                            AddedToken("<|endoftext|>", normalized=False, special=True)])
-    return tok
+CLIP_SPLIT = r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
+
+
+def added(content, id_):
+    return {"id": id_, "content": content, "single_word": False, "lstrip": False, "rstrip": False,
+            "normalized": False, "special": True}
+
+
+def clip_json():
+    """The tokenizer.json of the pipeline transformers 5's CLIPTokenizer builds."""
+    vocab, merges = clip_vocab_and_merges()
+    bos, eos = vocab["<|startoftext|>"], vocab["<|endoftext|>"]
+    return {
+        "version": "1.0", "truncation": None, "padding": None,
+        "added_tokens": [added("<|startoftext|>", bos), added("<|endoftext|>", eos)],
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "NFC"}, {"type": "Replace", "pattern": {"Regex": r"\s+"}, "content": " "}, {"type": "Lowercase"}]},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": CLIP_SPLIT}, "behavior": "Removed", "invert": True},
+            {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]},
+        "post_processor": {"type": "RobertaProcessing", "sep": ["<|endoftext|>", eos], "cls": ["<|startoftext|>", bos],
+                           "trim_offsets": False, "add_prefix_space": False},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        "model": {"type": "BPE", "dropout": None, "unk_token": "<|endoftext|>", "continuing_subword_prefix": "",
+                  "end_of_word_suffix": "</w>", "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                  "vocab": vocab, "merges": [list(m) for m in merges]},
+    }
+
+
+def t5_json(sp, charsmap, style):
+    n = sp.get_piece_size()
+    vocab = [[sp.id_to_piece(i), sp.get_score(i)] for i in range(n)]
+    byte_fallback = any(sp.is_byte(i) for i in range(n))
+    tokens = [added(sp.id_to_piece(i), i) for i in range(n) if sp.is_control(i) or sp.is_unknown(i)]
+    tokens += [added("<extra_id_%d>" % e, n + k) for k, e in enumerate(reversed(range(EXTRA_IDS)))]
+    cm = base64.b64encode(charsmap).decode("ascii")
+    if style == "legacy":
+        normalizer = {"type": "Precompiled", "precompiled_charsmap": cm}
+        pre = {"type": "Sequence", "pretokenizers": [
+            {"type": "WhitespaceSplit"},
+            {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True}]}
+    else:
+        normalizer = {"type": "Sequence", "normalizers": [
+            {"type": "Precompiled", "precompiled_charsmap": cm},
+            {"type": "Strip", "strip_left": False, "strip_right": True},
+            {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": "\u2581"}]}
+        pre = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True}
+    eos = sp.eos_id()
+    return {
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": tokens,
+        "normalizer": normalizer, "pre_tokenizer": pre,
+        "post_processor": {"type": "TemplateProcessing",
+                           "single": [{"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "</s>", "type_id": 0}}],
+                           "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"SpecialToken": {"id": "</s>", "type_id": 0}},
+                                    {"Sequence": {"id": "B", "type_id": 0}}, {"SpecialToken": {"id": "</s>", "type_id": 0}}],
+                           "special_tokens": {"</s>": {"id": "</s>", "ids": [eos], "tokens": ["</s>"]}}},
+        "decoder": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True},
+        "model": {"type": "Unigram", "unk_id": sp.unk_id(), "vocab": vocab, "byte_fallback": byte_fallback},
+    }
 
 
 def run_clip(prompts, out_dir, result, errors):
     vocab, merges = clip_vocab_and_merges()
     clip = result.setdefault("clip", {})
     try:
-        tok = clip_pipeline(vocab, merges)
+        from tokenizers import Tokenizer
+        tok = Tokenizer.from_str(json.dumps(clip_json()))
         clip["tokenizers_pipeline"] = [tok.encode(p).ids for p in prompts]
         with gzip.open(os.path.join(out_dir, "clip.tokenizer.json.gz"), "wt", encoding="utf-8") as f:
             f.write(tok.to_str())
@@ -157,29 +199,9 @@ def precompiled_charsmap(model_bytes):
     return charsmap
 
 
-def t5_tokenizer(sp, charsmap, style):
-    from tokenizers import AddedToken, Regex, Tokenizer, normalizers, pre_tokenizers, processors
-    from tokenizers.models import Unigram
-    vocab = [(sp.id_to_piece(i), sp.get_score(i)) for i in range(sp.get_piece_size())]
-    byte_fallback = any(sp.is_byte(i) for i in range(sp.get_piece_size()))
-    tok = Tokenizer(Unigram(vocab, unk_id=sp.unk_id(), byte_fallback=byte_fallback))
-    if style == "legacy":
-        tok.normalizer = normalizers.Precompiled(charsmap)
-        tok.pre_tokenizer = pre_tokenizers.Sequence([
-            pre_tokenizers.WhitespaceSplit(),
-            pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")])
-    else:
-        tok.normalizer = normalizers.Sequence([normalizers.Precompiled(charsmap),
-                                               normalizers.Strip(left=False, right=True),
-                                               normalizers.Replace(Regex(" {2,}"), "\u2581")])
-        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
-    specials = [sp.id_to_piece(i) for i in range(sp.get_piece_size()) if sp.is_control(i) or sp.is_unknown(i)]
-    tok.add_special_tokens([AddedToken(s, normalized=False, special=True) for s in specials])
-    tok.add_special_tokens([AddedToken("<extra_id_%d>" % i, normalized=False, special=True) for i in reversed(range(EXTRA_IDS))])
-    eos = sp.eos_id()
-    tok.post_processor = processors.TemplateProcessing(single=["$A", "</s>"], pair=["$A", "</s>", "$B", "</s>"],
-                                                       special_tokens=[("</s>", eos)])
-    return tok
+def save_gz(tok, path):
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write(tok.to_str())
 
 
 def encodings(tok, prompts):
@@ -208,9 +230,10 @@ def run_t5(prompts, out_dir, result, errors):
         charsmap = precompiled_charsmap(open(path, "rb").read())
         for style in ("legacy", "converter"):
             try:
-                tok = t5_tokenizer(sp, charsmap, style)
-                file = "%s.%s.tokenizer.json" % (stem, style)
-                tok.save(os.path.join(out_dir, file))
+                from tokenizers import Tokenizer
+                tok = Tokenizer.from_str(json.dumps(t5_json(sp, charsmap, style)))
+                file = "%s.%s.tokenizer.json.gz" % (stem, style)
+                save_gz(tok, os.path.join(out_dir, file))
                 entry[style + "_json"] = dict(file=file, **encodings(tok, prompts))
             except Exception:
                 errors.append({"reference": name + "/" + style, "error": traceback.format_exc()})
@@ -222,8 +245,8 @@ def run_t5(prompts, out_dir, result, errors):
                            "model_max_length": 512, "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"}, f)
             from transformers import T5Tokenizer
             t = T5Tokenizer.from_pretrained(folder)
-            file = stem + ".transformers.tokenizer.json"
-            t.backend_tokenizer.save(os.path.join(out_dir, file))
+            file = stem + ".transformers.tokenizer.json.gz"
+            save_gz(t.backend_tokenizer, os.path.join(out_dir, file))
             entry["transformers"] = {
                 "file": file, "class": type(t).__module__ + "." + type(t).__name__,
                 "ids": [t(p)["input_ids"] for p in prompts],
@@ -237,7 +260,9 @@ def run_t5(prompts, out_dir, result, errors):
         # What diffusers gets from a FLUX-style tokenizer_2/ folder: tokenizer.json (legacy style) + config.
         folder = tempfile.mkdtemp()
         try:
-            shutil.copy(os.path.join(out_dir, stem + ".legacy.tokenizer.json"), os.path.join(folder, "tokenizer.json"))
+            with gzip.open(os.path.join(out_dir, stem + ".legacy.tokenizer.json.gz"), "rb") as src, \
+                    open(os.path.join(folder, "tokenizer.json"), "wb") as dst:
+                shutil.copyfileobj(src, dst)
             with open(os.path.join(folder, "tokenizer_config.json"), "w") as f:
                 json.dump({"tokenizer_class": "T5Tokenizer", "extra_ids": EXTRA_IDS, "legacy": True,
                            "model_max_length": 512, "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "</s>"}, f)

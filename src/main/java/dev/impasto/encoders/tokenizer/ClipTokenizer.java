@@ -159,13 +159,29 @@ public final class ClipTokenizer {
     private static List<String[]> parseMerges(List<String> lines, Path source, int firstLineNumber) throws TokenizerFileException {
         List<String[]> merges = new ArrayList<>(lines.size());
         for (int i = 0; i < lines.size(); i++) {
-            String[] parts = lines.get(i).trim().split("\\s+");
-            if (parts.length != 2) {
+            String[] parts = splitMerge(lines.get(i));
+            if (parts == null) {
                 throw new TokenizerFileException(source, "line " + (firstLineNumber + i) + " \"" + lines.get(i) + "\" is not a merge (two tokens)");
             }
             merges.add(parts);
         }
         return merges;
+    }
+
+    /** "a b" as {"a", "b"} (split on runs of whitespace, as Python's str.split()), or null when it is not two tokens. */
+    private static String[] splitMerge(String line) {
+        int n = line.length(), i = 0;
+        while (i < n && Character.isWhitespace(line.charAt(i))) i++;
+        int aStart = i;
+        while (i < n && !Character.isWhitespace(line.charAt(i))) i++;
+        int aEnd = i;
+        while (i < n && Character.isWhitespace(line.charAt(i))) i++;
+        int bStart = i;
+        while (i < n && !Character.isWhitespace(line.charAt(i))) i++;
+        int bEnd = i;
+        while (i < n && Character.isWhitespace(line.charAt(i))) i++;
+        if (aEnd == aStart || bEnd == bStart || i != n) return null;
+        return new String[] {line.substring(aStart, aEnd), line.substring(bStart, bEnd)};
     }
 
     private static ClipTokenizer build(Map<String, Integer> vocab, List<String[]> merges, String padToken, Path source)

@@ -55,7 +55,7 @@ final class HfModels {
     static final class Bpe implements Model {
         private final Map<String, Integer> vocab;
         private final String[] idToToken;
-        private final Map<Long, long[]> merges = new HashMap<>(); // (left id, right id) -> {rank, new id}
+        private final LongLongMap merges;                         // (left id, right id) -> rank << 32 | new id
         private final String unkToken;
         private final String continuingSubwordPrefix, endOfWordSuffix;
         private final boolean fuseUnk, byteFallback, ignoreMerges;
@@ -73,6 +73,7 @@ final class HfModels {
                 idToToken[e.getValue()] = e.getKey();
             }
             String prefix = continuingSubwordPrefix == null ? "" : continuingSubwordPrefix;
+            merges = new LongLongMap(mergeList.size());
             for (int rank = 0; rank < mergeList.size(); rank++) {
                 String[] m = mergeList.get(rank);
                 Integer a = vocab.get(m[0]), b = vocab.get(m[1]);
@@ -82,7 +83,7 @@ final class HfModels {
                 String merged = m[0] + (m[1].startsWith(prefix) ? m[1].substring(prefix.length()) : m[1]);
                 Integer id = vocab.get(merged);
                 if (id == null) throw new IllegalArgumentException("merge " + (rank + 1) + " makes \"" + merged + "\", which is not in the vocab");
-                merges.put(pairKey(a, b), new long[] {rank, id}); // a repeated merge takes its last rank, as in HF and openai/CLIP
+                merges.put(pairKey(a, b), (long) rank << 32 | id); // a repeated merge takes its last rank, as in HF and openai/CLIP
             }
             this.unkToken = unkToken;
             this.continuingSubwordPrefix = continuingSubwordPrefix;
@@ -194,27 +195,27 @@ final class HfModels {
             // entries: {rank, pos, newId}; lowest rank first, then lowest position
             PriorityQueue<int[]> queue = new PriorityQueue<>(n, (x, y) -> x[0] != y[0] ? Integer.compare(x[0], y[0]) : Integer.compare(x[1], y[1]));
             for (int i = 0; i + 1 < n; i++) {
-                long[] m = merges.get(pairKey(id[i], id[i + 1]));
-                if (m != null) queue.add(new int[] {(int) m[0], i, (int) m[1]});
+                long m = merges.get(pairKey(id[i], id[i + 1]));
+                if (m >= 0) queue.add(new int[] {(int) (m >>> 32), i, (int) m});
             }
             while (!queue.isEmpty()) {
                 int[] top = queue.poll();
                 int pos = top[1];
                 if (removed[pos] || next[pos] == -1) continue;
                 int right = next[pos];
-                long[] m = merges.get(pairKey(id[pos], id[right]));
-                if (m == null || (int) m[1] != top[2]) continue;
+                long m = merges.get(pairKey(id[pos], id[right]));
+                if (m < 0 || (int) m != top[2]) continue;
                 id[pos] = top[2];
                 removed[right] = true;
                 next[pos] = next[right];
                 if (next[right] != -1) prev[next[right]] = pos;
                 if (prev[pos] >= 0) {
-                    long[] pm = merges.get(pairKey(id[prev[pos]], id[pos]));
-                    if (pm != null) queue.add(new int[] {(int) pm[0], prev[pos], (int) pm[1]});
+                    long pm = merges.get(pairKey(id[prev[pos]], id[pos]));
+                    if (pm >= 0) queue.add(new int[] {(int) (pm >>> 32), prev[pos], (int) pm});
                 }
                 if (next[pos] != -1) {
-                    long[] nm = merges.get(pairKey(id[pos], id[next[pos]]));
-                    if (nm != null) queue.add(new int[] {(int) nm[0], pos, (int) nm[1]});
+                    long nm = merges.get(pairKey(id[pos], id[next[pos]]));
+                    if (nm >= 0) queue.add(new int[] {(int) (nm >>> 32), pos, (int) nm});
                 }
             }
             IntList out = new IntList(n);
@@ -236,6 +237,59 @@ final class HfModels {
         @Override
         public int vocabSize() {
             return vocab.size();
+        }
+    }
+
+    /** Open-addressing long -> non-negative long map; get returns -1 for a missing key. */
+    static final class LongLongMap {
+        private long[] keys;
+        private long[] values;
+        private boolean[] used;
+        private int size, mask;
+
+        LongLongMap(int expected) {
+            int cap = Integer.highestOneBit(Math.max(16, expected * 2)) << 1;
+            keys = new long[cap];
+            values = new long[cap];
+            used = new boolean[cap];
+            mask = cap - 1;
+        }
+
+        private static int slot(long k, int mask) {
+            k *= 0x9E3779B97F4A7C15L;
+            return (int) (k ^ (k >>> 32)) & mask;
+        }
+
+        void put(long key, long value) {
+            if ((size + 1) * 2 > keys.length) grow();
+            int s = slot(key, mask);
+            while (used[s] && keys[s] != key) s = (s + 1) & mask;
+            if (!used[s]) {
+                used[s] = true;
+                keys[s] = key;
+                size++;
+            }
+            values[s] = value;
+        }
+
+        long get(long key) {
+            int s = slot(key, mask);
+            while (used[s]) {
+                if (keys[s] == key) return values[s];
+                s = (s + 1) & mask;
+            }
+            return -1;
+        }
+
+        private void grow() {
+            long[] k = keys, v = values;
+            boolean[] u = used;
+            keys = new long[k.length * 2];
+            values = new long[k.length * 2];
+            used = new boolean[k.length * 2];
+            mask = keys.length - 1;
+            size = 0;
+            for (int i = 0; i < k.length; i++) if (u[i]) put(k[i], v[i]);
         }
     }
 
