@@ -111,7 +111,7 @@ public final class ClipTokenizer {
         if (!Files.isRegularFile(mergesTxt)) throw new TokenizerFileException(mergesTxt, "missing; expected CLIP's merges.txt beside vocab.json");
         Map<String, Integer> vocab = new HashMap<>();
         try {
-            JsonNode root = new ObjectMapper().readTree(Files.newInputStream(vocabJson));
+            JsonNode root = new ObjectMapper().readTree(vocabJson.toFile());
             if (root == null || !root.isObject()) throw new TokenizerFileException(vocabJson, "is not a JSON object of token -> id");
             root.properties().forEach(e -> vocab.put(e.getKey(), e.getValue().asInt()));
         } catch (IOException e) {

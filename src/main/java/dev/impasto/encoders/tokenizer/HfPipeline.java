@@ -64,7 +64,7 @@ final class HfPipeline {
     static HfPipeline read(Path path) throws TokenizerFileException {
         JsonNode root;
         try {
-            root = new ObjectMapper().readTree(Files.newInputStream(path));
+            root = new ObjectMapper().readTree(path.toFile());
         } catch (IOException e) {
             throw new TokenizerFileException(path, "cannot read as JSON (" + e.getMessage() + ")", e);
         }
@@ -73,6 +73,9 @@ final class HfPipeline {
             return fromJson(root);
         } catch (IllegalArgumentException | IllegalStateException e) {
             throw new TokenizerFileException(path, "unsupported or invalid tokenizer.json: " + e.getMessage(), e);
+        } catch (RuntimeException e) {
+            // a field of the wrong shape (missing array element, object instead of string, ...)
+            throw new TokenizerFileException(path, "malformed tokenizer.json (" + e + ")", e);
         }
     }
 

@@ -22,7 +22,7 @@ final class SpecialTokenConfig {
             if (!Files.isRegularFile(file)) continue;
             JsonNode root;
             try {
-                root = new ObjectMapper().readTree(Files.newInputStream(file));
+                root = new ObjectMapper().readTree(file.toFile());
             } catch (IOException e) {
                 throw new TokenizerFileException(file, "cannot read as JSON (" + e.getMessage() + ")", e);
             }

@@ -221,6 +221,17 @@ class ClipTokenizerTest {
         Files.writeString(json, "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {}}}");
         TokenizerFileException wordPiece = assertThrows(TokenizerFileException.class, () -> ClipTokenizer.load(json));
         assertTrue(wordPiece.getMessage().contains("WordPiece"), wordPiece.getMessage());
+
+        Path shapeless = dir.resolve("shapeless.json");
+        Files.writeString(shapeless, "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, "
+                + "\"post_processor\": {\"type\": \"RobertaProcessing\"}}");
+        TokenizerFileException malformed = assertThrows(TokenizerFileException.class, () -> ClipTokenizer.load(shapeless));
+        assertTrue(malformed.getMessage().contains("shapeless.json") && malformed.getMessage().contains("malformed"), malformed.getMessage());
+
+        Path notJson = dir.resolve("tokenizer.json");
+        Files.writeString(notJson, "<html>rate limited</html>");
+        TokenizerFileException html = assertThrows(TokenizerFileException.class, () -> ClipTokenizer.load(notJson));
+        assertTrue(html.getMessage().contains("JSON"), html.getMessage());
     }
 
     @Test
