@@ -17,7 +17,16 @@ public final class Main implements Callable<Integer> {
     }
 
     public static CommandLine commandLine() {
-        return new CommandLine(new Main()).setCaseInsensitiveEnumValuesAllowed(true);
+        CommandLine cl = new CommandLine(new Main());
+        cl.addSubcommand("train", TrainCommand.commandLine(System.out));
+        cl.addSubcommand(new dev.impasto.lora.cli.LoraConvertCommand());
+        cl.setCaseInsensitiveEnumValuesAllowed(true);
+        cl.setExecutionExceptionHandler((ex, line, parse) -> {
+            line.getErr().println("impasto " + line.getCommandName() + ": " + (ex.getMessage() == null ? ex.toString() : ex.getMessage()));
+            if (System.getenv("IMPASTO_DEBUG") != null) ex.printStackTrace(line.getErr());
+            return 1;
+        });
+        return cl;
     }
 
     public static void main(String[] args) {

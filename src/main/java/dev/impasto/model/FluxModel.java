@@ -23,6 +23,8 @@ public final class FluxModel implements AutoCloseable {
     final List<SingleStreamBlock> singles = new ArrayList<>();
     private final List<LoraGroup> loras = new ArrayList<>();
     private final List<AutoCloseable> owned = new ArrayList<>();
+    /** Every base weight by canonical BFL key ("...weight", "...bias", "...scale"), in the reference's order. */
+    private final java.util.LinkedHashMap<String, Object> named = new java.util.LinkedHashMap<>();
     private boolean checkpointing;
 
     /** Inputs of one forward pass (BFL naming). timesteps/guidance are F32 [B]; pe from {@link Rope}. */
@@ -82,6 +84,8 @@ public final class FluxModel implements AutoCloseable {
         if (b.out() != out || b.in() != in)
             throw new IllegalArgumentException("weight " + key + " is [" + b.out() + ", " + b.in() + "], the config needs [" + out + ", " + in + "]");
         owned.add(b);
+        named.put(key + ".weight", b.weight());
+        if (b.bias() != null) named.put(key + ".bias", b.bias());
         return new Linear(key, b);
     }
 
@@ -89,7 +93,49 @@ public final class FluxModel implements AutoCloseable {
         Tensor t = w.vector(key, n);
         if (t.numel() != n) throw new IllegalArgumentException("weight " + key + " has " + t.numel() + " elements, expected " + n);
         owned.add(t);
+        named.put(key, t);
         return t;
+    }
+
+    /**
+     * The base weights as float arrays by canonical key (quantized weights dequantized), for saving a checkpoint in
+     * BFL layout: key -> {shape, values}.
+     */
+    public java.util.Map<String, Object[]> baseWeights() {
+        java.util.LinkedHashMap<String, Object[]> out = new java.util.LinkedHashMap<>();
+        for (var e : named.entrySet()) {
+            if (e.getValue() instanceof dev.impasto.tensor.LinearWeight w)
+                out.put(e.getKey(), new Object[] {new long[] {w.outFeatures(), w.inFeatures()}, dev.impasto.quant.WeightQuantizer.dequantize(backend, w)});
+            else if (e.getValue() instanceof Tensor t) out.put(e.getKey(), new Object[] {t.shape(), backend.toFloats(t)});
+        }
+        return out;
+    }
+
+    /** Total bytes of the base weights on the backend. */
+    public long baseBytes() {
+        long b = 0;
+        for (Object o : named.values()) {
+            if (o instanceof dev.impasto.tensor.LinearWeight w) b += w.bytes();
+            else if (o instanceof Tensor t) b += t.numel() * t.dtype().byteSize();
+        }
+        return b;
+    }
+
+    /**
+     * Folds the attached LoRA into the base: W += scale * B_i A_i over each piece's rows. Needs dense base weights
+     * (the LoRA stays attached; detach and close it afterwards).
+     */
+    public void mergeLora() {
+        for (Linear l : blockLinears()) {
+            LoraGroup g = l.lora;
+            if (g == null) continue;
+            if (!(l.base.weight() instanceof dev.impasto.tensor.LinearWeight.Dense d))
+                throw new IllegalStateException("cannot merge a LoRA into the " + l.base.weight().format() + " weight of " + l.key + ": merging needs dense weights");
+            for (int i = 0; i < g.pieces.size(); i++) {
+                LoraGroup.Piece p = g.pieces.get(i);
+                backend.gemm(d.w().rows(p.rowStart(), p.rowEnd()), g.pieceRows(g.b, i), false, g.pieceA(i), false, g.scale(), 1);
+            }
+        }
     }
 
     public void setCheckpointing(boolean on) {

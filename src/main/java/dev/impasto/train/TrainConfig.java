@@ -125,7 +125,13 @@ public final class TrainConfig {
         public List<Integer> items = new ArrayList<>(List.of(0, 1, 2, 3));
         public List<Long> seeds = new ArrayList<>(List.of(1L, 2L));
         public int steps = 20;
-        public double guidance = 3.5;
+        @JsonPropertyDescription("Guidance for samples; 0 = auto: 3.5 for guidance-distilled FLUX.1-dev, the training guidance for the toy world")
+        public double guidance = 0;
+
+        /** The guidance to sample with. */
+        public double effectiveGuidance(boolean toy, double trainingGuidance) {
+            return guidance > 0 ? guidance : toy ? trainingGuidance : 3.5;
+        }
     }
 
     // ------------------------------------------------------------------------------------------------

@@ -174,32 +174,44 @@ public final class CpuBackend implements Backend {
     @Override
     public void gemm(Tensor out, Tensor a, boolean transA, Tensor b, boolean transB, double alpha, double beta) {
         CpuTensor o = cpu(out);
-        double[][] am = matrix(cpu(a), transA);        // [M][K]
-        double[][] bt = matrix(cpu(b), !transB);       // [N][K]
-        gemmInto(o, am, bt, null, alpha, beta, "gemm");
+        gemmInto(o, matrix(cpu(a), transA), matrix(cpu(b), transB), null, alpha, beta, "gemm");
     }
 
-    /** out = alpha * A B^T-rows + bias + beta * out, A [M][K], Bt [N][K] already materialised. */
-    private static void gemmInto(CpuTensor o, double[][] am, double[][] bt, double[] bias, double alpha, double beta, String op) {
-        int m = am.length, n = bt.length;
+    /**
+     * out = alpha * A B + bias + beta * out with A [M][K] and B [K][N] materialised. Each output row is built as a
+     * sum of scaled rows of B (an axpy the JIT vectorises), one row per task: deterministic and parallel.
+     */
+    private static void gemmInto(CpuTensor o, double[][] am, double[][] bm, double[] bias, double alpha, double beta, String op) {
+        int m = am.length, k = bm.length, n = k == 0 ? (int) o.cols() : bm[0].length;
         if (o.rows() != m || o.cols() != n)
             throw new IllegalArgumentException(op + ": output " + o + " is not [" + m + ", " + n + "]");
-        if (m > 0 && n > 0 && am[0].length != bt[0].length)
-            throw new IllegalArgumentException(op + ": inner dimensions differ (" + am[0].length + " vs " + bt[0].length + ")");
+        if (m > 0 && am[0].length != k)
+            throw new IllegalArgumentException(op + ": inner dimensions differ (" + am[0].length + " vs " + k + ")");
         double[] od = o.data();
         DType dt = o.dtype();
         IntStream.range(0, m).parallel().forEach(i -> {
             double[] ai = am[i];
+            double[] acc = new double[n];
+            for (int kk = 0; kk < k; kk++) {
+                double a = ai[kk];
+                if (a == 0) continue;
+                double[] bk = bm[kk];
+                for (int j = 0; j < n; j++) acc[j] += a * bk[j];
+            }
             int base = o.base(i);
             for (int j = 0; j < n; j++) {
-                double[] bj = bt[j];
-                double acc = 0;
-                for (int k = 0; k < ai.length; k++) acc += ai[k] * bj[k];
-                double v = alpha * acc + (bias == null ? 0 : bias[j]);
+                double v = alpha * acc[j] + (bias == null ? 0 : bias[j]);
                 if (beta != 0) v += beta * od[base + j];
                 od[base + j] = dt.round(v);
             }
         });
+    }
+
+    static double[][] transpose(double[][] m) {
+        int r = m.length, c = r == 0 ? 0 : m[0].length;
+        double[][] t = new double[c][r];
+        for (int i = 0; i < r; i++) for (int j = 0; j < c; j++) t[j][i] = m[i][j];
+        return t;
     }
 
     /** The tensor as double[rows][cols], or its transpose. */
@@ -219,18 +231,15 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void linear(Tensor out, Tensor x, LinearWeight w, Tensor bias, double beta) {
-        double[][] wm = dequantizer.dense(this, w);  // [N][K]
+        double[][] wt = transpose(dequantizer.dense(this, w));  // [K][N]
         double[] bv = bias == null ? null : toDoubles(bias);
-        gemmInto(cpu(out), matrix(cpu(x), false), wm, bv, 1, beta, "linear");
+        gemmInto(cpu(out), matrix(cpu(x), false), wt, bv, 1, beta, "linear");
     }
 
     @Override
     public void linearInputGrad(Tensor dx, Tensor dy, LinearWeight w, double beta) {
-        double[][] wm = dequantizer.dense(this, w);  // [N][K]
-        int n = wm.length, k = n == 0 ? 0 : wm[0].length;
-        double[][] wt = new double[k][n];
-        for (int i = 0; i < n; i++) for (int j = 0; j < k; j++) wt[j][i] = wm[i][j];
-        gemmInto(cpu(dx), matrix(cpu(dy), false), wt, null, 1, beta, "linearInputGrad");
+        double[][] wm = dequantizer.dense(this, w);  // [N][K]: dx = dy W
+        gemmInto(cpu(dx), matrix(cpu(dy), false), wm, null, 1, beta, "linearInputGrad");
     }
 
     @Override

@@ -1,0 +1,133 @@
+package dev.impasto.cli;
+
+import dev.impasto.Backends;
+import dev.impasto.io.flux.FluxCheckpoint;
+import dev.impasto.model.CheckpointWeights;
+import dev.impasto.model.FluxConfig;
+import dev.impasto.model.FluxModel;
+import dev.impasto.model.RandomWeights;
+import dev.impasto.model.WeightProvider;
+import dev.impasto.quant.BaseFormat;
+import dev.impasto.tensor.Backend;
+import dev.impasto.tensor.DType;
+import dev.impasto.train.LatentCache;
+import dev.impasto.train.ToyBase;
+import dev.impasto.train.ToyReport;
+import dev.impasto.train.ToyWorld;
+import dev.impasto.train.TrainConfig;
+import dev.impasto.train.Trainer;
+import dev.impasto.train.TrainingSet;
+import dev.impasto.util.ProgressBar;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** `impasto train`: LoRA training. With no arguments: the toy world on the CPU (or GPU), end to end. */
+@Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Trains a LoRA on a FLUX model by flow matching.",
+                "With no arguments it runs the toy world: pretrains a tiny FLUX on style A (once), trains a LoRA on style B,",
+                "and writes samples, a loss plot, a base-vs-LoRA comparison and the LoRA files to runs/toy-lora/.",
+                "Every field of the config (run.json) is also a flag: --lora.rank 32, --optimizer.lr 2e-4, ..."})
+public final class TrainCommand implements Callable<Integer> {
+    @Option(names = "--config", paramLabel = "run.json", description = "Training config (JSON); flags override its fields.")
+    Path config;
+
+    @Option(names = "--resume", description = "Continue from the newest intact checkpoint of the run folder.")
+    boolean resume;
+
+    @Option(names = "--print-config", description = "Print the effective config and exit.")
+    boolean printConfig;
+
+    @Spec
+    CommandSpec spec;
+
+    private ConfigFlags flags;
+    private final PrintStream out;
+
+    public TrainCommand() {
+        this(System.out);
+    }
+
+    public TrainCommand(PrintStream out) {
+        this.out = out;
+    }
+
+    /** The command with one flag per config field. */
+    public static CommandLine commandLine(PrintStream out) {
+        TrainCommand c = new TrainCommand(out);
+        CommandLine cl = new CommandLine(c);
+        c.flags = new ConfigFlags(TrainConfig.defaults(), cl.getCommandSpec());
+        return cl;
+    }
+
+    @Override
+    public Integer call() throws Exception {
+        TrainConfig cfg = config == null ? TrainConfig.defaults() : TrainConfig.load(config);
+        cfg.apply(flags.patch(spec.commandLine().getParseResult()), "command line");
+        try {
+            cfg.validate();
+        } catch (IllegalArgumentException e) {
+            out.println(e.getMessage());
+            return 2;
+        }
+        if (printConfig) {
+            out.println(cfg.toJson());
+            return 0;
+        }
+        return run(cfg, resume, out);
+    }
+
+    static Integer run(TrainConfig cfg, boolean resume, PrintStream out) throws Exception {
+        boolean toy = cfg.data.cache.isBlank();
+        try (Backend be = Backends.open(cfg.device)) {
+            DType dt = Backends.computeType(be);
+            FluxConfig arch = toy ? ToyWorld.config() : FluxConfig.load(cfg.model.preset);
+            String weights = cfg.model.weights;
+            if (toy && weights.isBlank()) weights = ToyBase.ensure(Path.of(cfg.output, "toy-base"), System.err).toString();
+            try (TrainingSet data = toy ? new ToyWorld(ToyWorld.Style.valueOf(cfg.data.toyStyle), cfg.data.toyPerClass, 11)
+                    : LatentCache.open(Path.of(cfg.data.cache))) {
+                FluxCheckpoint ckpt = weights.isBlank() ? null : FluxCheckpoint.open(Path.of(weights));
+                try (ckpt) {
+                    WeightProvider wp;
+                    if (ckpt == null) {
+                        System.err.println("[impasto] no --model.weights: training on RANDOM base weights (useful for benchmarks only)");
+                        wp = new RandomWeights(be, dt, 1, 1.0);
+                    } else {
+                        if (!ckpt.isComplete()) ckpt.requireComplete();
+                        int count = ckpt.weights().size();
+                        ProgressBar bar = new ProgressBar("load " + Path.of(weights).getFileName(), count, "tensors");
+                        wp = new CheckpointWeights(ckpt, be, dt, BaseFormat.parse(cfg.model.baseFormat), false, bar);
+                        try (FluxModel model = FluxModel.build(arch, be, dt, wp)) {
+                            bar.close();
+                            return train(cfg, resume, out, be, model, data, toy);
+                        }
+                    }
+                    try (FluxModel model = FluxModel.build(arch, be, dt, wp)) {
+                        return train(cfg, resume, out, be, model, data, toy);
+                    }
+                }
+            }
+        }
+    }
+
+    private static int train(TrainConfig cfg, boolean resume, PrintStream out, Backend be, FluxModel model, TrainingSet data, boolean toy) throws Exception {
+        Trainer t = new Trainer(cfg, be, model, data, System.err);
+        Trainer.Result r = t.run(resume);
+        out.printf(java.util.Locale.ROOT, "trained %d steps: loss %.4f -> %.4f (moving average)%n", r.steps(), r.firstLoss(), r.lastLossEma());
+        out.println("  LoRA (diffusers/peft): " + r.lora());
+        out.println("  LoRA (kohya):          " + r.runDir().resolve("lora_kohya.safetensors"));
+        out.println("  loss plot:             " + r.runDir().resolve("loss.png"));
+        out.println("  samples:               " + r.runDir().resolve("samples"));
+        if (toy) {
+            ToyReport rep = ToyReport.make(t, (ToyWorld) data, r.runDir());
+            out.print(rep.text());
+            out.println("  comparison:            " + r.runDir().resolve("comparison.png"));
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,379 @@
+package dev.impasto.train;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.impasto.cuda.CudaOutOfMemoryException;
+import dev.impasto.image.LatentImages;
+import dev.impasto.image.Png;
+import dev.impasto.io.TensorEntry;
+import dev.impasto.io.safetensors.SafetensorsFile;
+import dev.impasto.io.safetensors.SafetensorsWriter;
+import dev.impasto.model.FluxModel;
+import dev.impasto.model.Latents;
+import dev.impasto.model.LoraContext;
+import dev.impasto.model.LoraGroup;
+import dev.impasto.model.Rope;
+import dev.impasto.sample.Sampler;
+import dev.impasto.tensor.AdamWConfig;
+import dev.impasto.tensor.Backend;
+import dev.impasto.tensor.DType;
+import dev.impasto.tensor.Tensor;
+import dev.impasto.util.ProgressBar;
+import java.awt.image.BufferedImage;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+/**
+ * LoRA training by flow matching (x_t = (1 - t) x0 + t noise, target noise - x0, MSE in fp32), with AdamW on fp32
+ * master weights, gradient clipping and accumulation, LR schedules, optional EMA, caption dropout, bucketed data,
+ * atomic resumable checkpoints, NaN/Inf step skipping, metrics, a loss plot and sample grids.
+ *
+ * <p>Every random choice is a pure function of (seed, step, micro-batch, item): the data order of an epoch, the
+ * timesteps, the caption-dropout coin, the noise (Philox on the device), the LoRA dropout masks. So a run killed at
+ * any point and resumed from its last checkpoint ends with the same weights as one that was never interrupted.
+ */
+public final class Trainer {
+    /** What a finished run reports. */
+    public record Result(long steps, double firstLoss, double lastLossEma, long skippedSteps, Path runDir, Path lora) {}
+
+    private final TrainConfig cfg;
+    private final Backend be;
+    private final FluxModel model;
+    private final TrainingSet data;
+    private final PrintStream log;
+    private final Path runDir;
+    private final List<LoraGroup> groups;
+    private final List<Tensor> params = new ArrayList<>(), grads = new ArrayList<>(), m = new ArrayList<>(), v = new ArrayList<>(),
+            ema = new ArrayList<>();
+    private final List<String> names = new ArrayList<>();
+    /** Called after each optimizer step (tests use it to stop a run at a chosen step). */
+    private java.util.function.LongConsumer afterStep = s -> {};
+    /** Extra sample sets for the grid: label -> (text [1, Lt, ctx], pooled [1, vec]) on the host. */
+    private final Map<String, TrainingSet.Item> samplePrompts = new LinkedHashMap<>();
+
+    public Trainer(TrainConfig cfg, Backend be, FluxModel model, TrainingSet data, PrintStream log) {
+        cfg.validate();
+        this.cfg = cfg;
+        this.be = be;
+        this.model = model;
+        this.data = data;
+        this.log = log;
+        this.runDir = cfg.runDir();
+        this.groups = model.loras().isEmpty() ? model.attachLora(cfg.loraConfig(), cfg.training.seed) : model.loras();
+        for (LoraGroup g : groups) {
+            for (Tensor[] pg : new Tensor[][] {{g.a, g.gradA}, {g.b, g.gradB}}) {
+                params.add(pg[0]);
+                grads.add(pg[1]);
+                m.add(be.zeros(pg[0].dtype(), pg[0].shape()));
+                v.add(be.zeros(pg[0].dtype(), pg[0].shape()));
+                if (cfg.training.ema > 0) {
+                    Tensor e = be.empty(pg[0].dtype(), pg[0].shape());
+                    be.copy(e, pg[0]);
+                    ema.add(e);
+                }
+                names.add(g.key + (pg[0] == g.a ? ".a" : ".b"));
+            }
+        }
+        model.setCheckpointing(cfg.training.gradientCheckpointing);
+        if (data instanceof ToyWorld toy)
+            for (int c = 0; c < ToyWorld.CLASSES.length; c++) samplePrompts.put(ToyWorld.CLASSES[c], toy.prompt(c));
+        else for (int i : cfg.sample.items) if (i >= 0 && i < data.size()) samplePrompts.put("item " + i + ": " + data.item(i).caption(), data.item(i));
+    }
+
+    public void onStep(java.util.function.LongConsumer c) {
+        afterStep = c;
+    }
+
+    public List<LoraGroup> groups() {
+        return groups;
+    }
+
+    long parameterCount() {
+        return groups.stream().mapToLong(LoraGroup::parameterCount).sum();
+    }
+
+    // ------------------------------------------------------------------------------------------------
+
+    public Result run(boolean resume) throws IOException {
+        Files.createDirectories(runDir);
+        cfg.write(runDir.resolve("run.json"));
+        TrainCheckpoints ckpts = new TrainCheckpoints(runDir, log);
+        TrainState st = new TrainState();
+        st.configHash = Integer.toHexString(cfg.toJson().hashCode());
+        if (resume) {
+            TrainCheckpoints.Valid c = ckpts.latestValid();
+            if (c == null) log.println("[impasto] no usable checkpoint in " + ckpts.dir() + ": starting from step 0");
+            else {
+                st = c.state();
+                loadState(c.tensors());
+                log.printf(Locale.ROOT, "[impasto] resumed from %s (step %d, epoch %d, batch %d)%n", c.folder().getFileName(), st.step, st.epoch, st.batchInEpoch);
+            }
+        }
+        Path metricsFile = runDir.resolve("metrics.jsonl");
+        if (st.step > 0) MetricsLog.truncateAfter(metricsFile, st.step);
+        BucketBatcher batcher = new BucketBatcher(data, cfg.training.batchSize, cfg.training.seed);
+        LrSchedule lrs = new LrSchedule(cfg.schedule.type, cfg.optimizer.lr, cfg.schedule.warmupSteps, cfg.training.steps, cfg.schedule.minLrRatio);
+        AdamWConfig adam = new AdamWConfig(cfg.optimizer.beta1, cfg.optimizer.beta2, cfg.optimizer.eps, cfg.optimizer.weightDecay, cfg.optimizer.maxGradNorm);
+        TimestepSampler ts = new TimestepSampler(TimestepSampler.Kind.parse(cfg.training.timestepSampling), cfg.training.sigmoidScale,
+                cfg.training.logitMean, cfg.training.logitStd);
+        log.printf(Locale.ROOT, "[impasto] %s on %s: %s, LoRA %,d parameters in %d layers (%s), %d items in buckets %s%n", cfg.name, be.name(),
+                model.config, parameterCount(), groups.size(), String.join("; ", cfg.loraConfig().describe()), data.size(), batcher.bucketSizes());
+        double firstLoss = Double.NaN;
+        List<int[]> plan = batcher.epoch(st.epoch);
+        try (MetricsLog metrics = new MetricsLog(metricsFile, st.step > 0);
+             Tensor loss = be.empty(DType.F32, 1); Tensor lossSum = be.empty(DType.F32, 1); Tensor normSq = be.empty(DType.F32, 1);
+             ProgressBar bar = new ProgressBar("train", cfg.training.steps, "it")) {
+            bar.set(st.step);
+            long t0 = System.nanoTime();
+            while (st.step < cfg.training.steps) {
+                long step = st.step + 1;
+                double lr = lrs.at(step);
+                for (Tensor g : grads) be.fill(g, 0);
+                be.fill(lossSum, 0);
+                be.resetPeak();
+                for (int micro = 0; micro < cfg.training.gradAccum; micro++) {
+                    if (st.batchInEpoch >= plan.size()) {
+                        st.epoch++;
+                        st.batchInEpoch = 0;
+                        plan = batcher.epoch(st.epoch);
+                    }
+                    int[] batch = plan.get(st.batchInEpoch++);
+                    microStep(batch, step, micro, ts, loss);
+                    be.axpby(lossSum, 1.0 / cfg.training.gradAccum, loss, 1);
+                }
+                be.sumOfSquares(normSq, grads);
+                double[] ln = {be.toDoubles(lossSum)[0], be.toDoubles(normSq)[0]};
+                double lossV = ln[0], gradNorm = Math.sqrt(ln[1]);
+                boolean finite = Double.isFinite(lossV) && Double.isFinite(gradNorm);
+                if (finite) {
+                    be.adamw(params, grads, m, v, adam, step - st.skippedSteps, lr, normSq, 1);
+                    for (LoraGroup g : groups) g.syncCompute(be);
+                    for (int i = 0; i < ema.size(); i++) be.axpby(ema.get(i), 1 - cfg.training.ema, params.get(i), cfg.training.ema);
+                    st.nonFiniteInARow = 0;
+                    if (Double.isNaN(firstLoss)) firstLoss = lossV;
+                    st.lossEma = Double.isNaN(st.lossEma) ? lossV : 0.95 * st.lossEma + 0.05 * lossV;
+                } else {
+                    st.skippedSteps++;
+                    st.nonFiniteInARow++;
+                    log.printf(Locale.ROOT, "%n[impasto] step %d: non-finite %s (loss %s, grad norm %s): step skipped (%d in a row)%n", step,
+                            Double.isFinite(lossV) ? "gradient" : "loss", lossV, gradNorm, st.nonFiniteInARow);
+                    if (st.nonFiniteInARow >= cfg.training.maxNonFiniteSteps)
+                        throw new TrainingDivergedException("training stopped at step " + step + ": " + st.nonFiniteInARow
+                                + " steps in a row had a non-finite loss or gradient. Lower optimizer.lr (now " + cfg.optimizer.lr
+                                + "), keep optimizer.maxGradNorm on, or check the cache for bad latents (impasto inspect).");
+                }
+                st.step = step;
+                double secs = (System.nanoTime() - t0) / 1e9;
+                ObjectNode row = MetricsLog.row();
+                row.put("step", step).put("loss", lossV).put("loss_ema", st.lossEma).put("lr", lr).put("grad_norm", gradNorm)
+                        .put("epoch", st.epoch).put("skipped", !finite).put("peak_bytes", be.peakBytes()).put("seconds", secs);
+                metrics.write(row);
+                bar.set(step);
+                bar.status(String.format(Locale.ROOT, "loss %.4f (avg %.4f) | lr %.2e%s", lossV, st.lossEma, lr,
+                        be.isGpu() ? String.format(Locale.ROOT, " | GPU %.1f GiB", be.peakBytes() / (double) (1L << 30)) : ""));
+                boolean last = step == cfg.training.steps;
+                if ((cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0) || last) {
+                    TrainState snapshot = st;
+                    ckpts.save(snapshot, this::writeState, cfg.checkpoint.keep);
+                }
+                if ((cfg.sample.every > 0 && step % cfg.sample.every == 0) || last) sampleGrid(step);
+                afterStep.accept(step);
+            }
+        } catch (CudaOutOfMemoryException e) {
+            throw new IllegalStateException("out of GPU memory in training step " + (st.step + 1) + " (batch " + cfg.training.batchSize
+                    + ", base " + cfg.model.baseFormat + ", gradient checkpointing " + (cfg.training.gradientCheckpointing ? "on" : "off")
+                    + ", peak so far " + CudaOutOfMemoryException.human(be.peakBytes()) + "): " + e.getMessage()
+                    + (cfg.training.gradientCheckpointing ? "" : " Turn on --training.gradientCheckpointing true first."), e);
+        }
+        LossPlot.write(metricsFile, runDir.resolve("loss.png"), cfg.name + ": training loss");
+        Path lora = writeLoraFiles();
+        log.printf(Locale.ROOT, "[impasto] done: %d steps, loss %.4f -> %.4f (moving average), %d skipped; LoRA in %s%n",
+                st.step, firstLoss, st.lossEma, st.skippedSteps, lora);
+        return new Result(st.step, firstLoss, st.lossEma, st.skippedSteps, runDir, lora);
+    }
+
+    /** Forward, loss and backward of one micro-batch; gradients accumulate, loss (F32 [1]) receives the batch MSE. */
+    private void microStep(int[] batch, long step, int micro, TimestepSampler ts, Tensor loss) {
+        int b = batch.length;
+        List<TrainingSet.Item> items = new ArrayList<>(b);
+        for (int i : batch) items.add(data.item(i));
+        TrainingSet.Item first = items.getFirst();
+        int c = first.channels(), h = first.height(), w = first.width();
+        int gh = h / 2, gw = w / 2, len = gh * gw, feat = c * 4, lt = first.textLen();
+        SplittableRandom r = new SplittableRandom(mix(cfg.training.seed, step, micro));
+        float[] x0 = new float[b * len * feat], txt = new float[b * lt * data.textDim()], y = new float[b * data.pooledDim()];
+        double[] t = new double[b];
+        TrainingSet.Item empty = null;
+        for (int k = 0; k < b; k++) {
+            TrainingSet.Item it = items.get(k);
+            if (it.channels() != c || it.height() != h || it.width() != w || it.textLen() != lt)
+                throw new IllegalStateException("batch mixes latent sizes: bucketing is broken");
+            System.arraycopy(Latents.pack(it.latent(), c, h, w), 0, x0, k * len * feat, len * feat);
+            TrainingSet.Item cond = it;
+            if (r.nextDouble() < cfg.training.captionDropout) cond = empty != null ? empty : (empty = data.emptyPrompt());
+            System.arraycopy(cond.text(), 0, txt, k * lt * data.textDim(), lt * data.textDim());
+            System.arraycopy(cond.pooled(), 0, y, k * data.pooledDim(), data.pooledDim());
+            t[k] = ts.sample(r, len);
+        }
+        DType dt = model.dtype;
+        try (Tensor tx0 = be.fromFloats(x0, dt, b, len, feat); Tensor ttxt = be.fromFloats(txt, dt, b, lt, data.textDim());
+             Tensor ty = be.fromFloats(y, dt, b, data.pooledDim()); Tensor tt = be.fromDoubles(t, DType.F32, b);
+             Tensor tg = be.empty(DType.F32, b); Tensor noise = be.empty(dt, b, len, feat); Tensor xt = be.empty(dt, b, len, feat);
+             Tensor target = be.empty(dt, b, len, feat); Tensor grad = be.empty(dt, b, len, feat);
+             Tensor pe = Rope.tensor(be, model.config, lt, gh, gw)) {
+            be.fill(tg, cfg.training.guidance);
+            be.randn(noise, mix(cfg.training.seed ^ 0x5EED, step, micro));
+            be.flowMatchMix(xt, target, tx0, noise, tt);
+            LoraContext ctx = LoraContext.training(mix(cfg.training.seed ^ 0xD50, step, micro));
+            try (FluxModel.Pass p = model.forwardTrain(new FluxModel.Inputs(xt, ttxt, ty, tt, model.config.guidanceEmbed() ? tg : null, pe), ctx)) {
+                be.mseLoss(loss, grad, p.output(), target, 1.0 / cfg.training.gradAccum);
+                model.backward(p, grad, false);
+            }
+        }
+    }
+
+    static long mix(long seed, long step, long micro) {
+        long z = seed * 0x9E3779B97F4A7C15L + step * 0xBF58476D1CE4E5B9L + micro * 0x94D049BB133111EBL;
+        z = (z ^ (z >>> 30)) * 0xBF58476D1CE4E5B9L;
+        z = (z ^ (z >>> 27)) * 0x94D049BB133111EBL;
+        return z ^ (z >>> 31);
+    }
+
+    // ------------------------------------------------------------------------------------------------ state
+
+    private void writeState(Path file) throws IOException {
+        List<SafetensorsWriter.Tensor> out = new ArrayList<>();
+        for (int i = 0; i < params.size(); i++) {
+            String n = names.get(i);
+            out.add(raw(n, params.get(i)));
+            out.add(raw(n + ".m", m.get(i)));
+            out.add(raw(n + ".v", v.get(i)));
+            if (!ema.isEmpty()) out.add(raw(n + ".ema", ema.get(i)));
+        }
+        SafetensorsWriter.write(file, Map.of("format", "impasto-train-state", "groups", groupsJson()), out);
+    }
+
+    private SafetensorsWriter.Tensor raw(String name, Tensor t) {
+        return SafetensorsWriter.Tensor.ofBytes(name, t.dtype(), t.shape(), be.toBytes(t));
+    }
+
+    private String groupsJson() {
+        StringBuilder sb = new StringBuilder("[");
+        for (LoraGroup g : groups) {
+            if (sb.length() > 1) sb.append(',');
+            sb.append("{\"key\":\"").append(g.key).append("\",\"rank\":").append(g.rank).append(",\"pieces\":").append(g.pieces.size()).append('}');
+        }
+        return sb.append(']').toString();
+    }
+
+    private void loadState(Path file) throws IOException {
+        try (SafetensorsFile f = SafetensorsFile.open(file)) {
+            for (int i = 0; i < params.size(); i++) {
+                String n = names.get(i);
+                restore(f, n, params.get(i));
+                restore(f, n + ".m", m.get(i));
+                restore(f, n + ".v", v.get(i));
+                if (!ema.isEmpty()) restore(f, n + ".ema", ema.get(i));
+            }
+        }
+        for (LoraGroup g : groups) g.syncCompute(be);
+    }
+
+    private void restore(SafetensorsFile f, String name, Tensor into) throws IOException {
+        TensorEntry e = f.find(name).orElseThrow(() -> new IOException(f.path() + ": the checkpoint has no tensor " + name
+                + " (was it written with another LoRA configuration? compare run.json)"));
+        if (!java.util.Arrays.equals(e.shape(), into.shape()) || e.dtype() != into.dtype())
+            throw new IOException(f.path() + ": " + name + " is " + e.dtype() + java.util.Arrays.toString(e.shape()) + ", the run needs "
+                    + into.dtype() + java.util.Arrays.toString(into.shape()));
+        MemorySegment seg = e.data();
+        try (Tensor t = be.fromBytes(seg, e.dtype(), into.dtype(), into.shape())) {
+            be.copy(into, t);
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ outputs
+
+    /** The LoRA weights to publish: the EMA when enabled, else the masters. */
+    private void withPublishedWeights(Runnable r) {
+        if (ema.isEmpty()) {
+            r.run();
+            return;
+        }
+        List<Tensor> saved = new ArrayList<>();
+        for (int i = 0; i < params.size(); i++) {
+            Tensor s = be.empty(params.get(i).dtype(), params.get(i).shape());
+            be.copy(s, params.get(i));
+            saved.add(s);
+            be.copy(params.get(i), ema.get(i));
+        }
+        try {
+            r.run();
+        } finally {
+            for (int i = 0; i < params.size(); i++) {
+                be.copy(params.get(i), saved.get(i));
+                saved.get(i).close();
+            }
+            for (LoraGroup g : groups) g.syncCompute(be);
+        }
+    }
+
+    private Path writeLoraFiles() throws IOException {
+        Path diffusers = runDir.resolve("lora.safetensors"), kohya = runDir.resolve("lora_kohya.safetensors");
+        IOException[] err = new IOException[1];
+        withPublishedWeights(() -> {
+            try {
+                Map<String, String> meta = new LinkedHashMap<>();
+                meta.put("impasto.run", cfg.name);
+                meta.put("impasto.base", cfg.model.preset);
+                meta.put("impasto.steps", Integer.toString(cfg.training.steps));
+                var opts = dev.impasto.lora.LoraFileWriter.Options.defaults().withConfig(model.config);
+                dev.impasto.lora.LoraFileWriter.write(diffusers, groups, be, dev.impasto.lora.LoraFormat.DIFFUSERS, meta, opts);
+                dev.impasto.lora.LoraFileWriter.write(kohya, groups, be, dev.impasto.lora.LoraFormat.KOHYA, meta, opts);
+            } catch (IOException e) {
+                err[0] = e;
+            }
+        });
+        if (err[0] != null) throw err[0];
+        return diffusers;
+    }
+
+    /** samples/step-N.png: one row per prompt, one column per seed, with the LoRA at full strength. */
+    private void sampleGrid(long step) throws IOException {
+        if (samplePrompts.isEmpty()) return;
+        List<List<BufferedImage>> rows = new ArrayList<>();
+        List<String> labels = new ArrayList<>();
+        for (var e : samplePrompts.entrySet()) {
+            List<BufferedImage> row = new ArrayList<>();
+            for (long seed : cfg.sample.seeds) {
+                float[] lat = sampleLatent(e.getValue(), seed, 1.0);
+                TrainingSet.Item it = e.getValue();
+                row.add(LatentImages.fromLatent(lat, it.channels(), it.height(), it.width(), Math.max(1, 128 / it.width())));
+            }
+            rows.add(row);
+            labels.add(e.getKey());
+        }
+        Path png = runDir.resolve("samples").resolve(String.format("step-%06d.png", step));
+        Png.write(LatentImages.grid(rows, labels, cfg.sample.seeds.stream().map(s -> "seed " + s).toList(), cfg.name + " at step " + step), png,
+                Map.of("step", Long.toString(step), "steps", Integer.toString(cfg.sample.steps),
+                        "guidance", Double.toString(cfg.sample.effectiveGuidance(data instanceof ToyWorld, cfg.training.guidance)),
+                        "seeds", cfg.sample.seeds.toString(), "Software", "impasto"));
+    }
+
+    /** One sample [C, H, W] for a prompt (host floats). */
+    public float[] sampleLatent(TrainingSet.Item prompt, long seed, double loraScale) {
+        try (Tensor txt = be.fromFloats(prompt.text(), model.dtype, 1, prompt.textLen(), data.textDim());
+             Tensor y = be.fromFloats(prompt.pooled(), model.dtype, 1, data.pooledDim());
+             Tensor out = Sampler.sample(model, txt, y, prompt.height(), prompt.width(),
+                     new Sampler.Settings(cfg.sample.steps, cfg.sample.effectiveGuidance(data instanceof ToyWorld, cfg.training.guidance), seed, !model.config.name().contains("schnell"), loraScale), null)) {
+            return Latents.unpack(be.toFloats(out), prompt.channels(), prompt.height(), prompt.width());
+        }
+    }
+}
