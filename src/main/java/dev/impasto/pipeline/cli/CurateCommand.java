@@ -94,7 +94,7 @@ public final class CurateCommand implements Callable<Integer> {
     @Option(names = "--seed", paramLabel = "N", description = "Sampling seed (default: 1234).")
     Long seed;
 
-    @Option(names = "--format", paramLabel = "F", description = "imagefolder, parquet or both (default: both).")
+    @Option(names = "--format", paramLabel = "F", description = "imagefolder, or both = imagefolder + data/train-00000-of-00001.parquet (default: both).")
     String format;
 
     @Option(names = "--threads", paramLabel = "N", description = "Image check threads (default: all cores).")

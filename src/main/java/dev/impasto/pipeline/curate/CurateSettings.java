@@ -31,7 +31,7 @@ public final class CurateSettings {
     /** Hamming distance of 64-bit pHashes at or under which two images are the same picture; negative turns dedupe off. */
     public int dedupeDistance = 6;
     public long seed = 1234;
-    /** imagefolder, parquet or both. */
+    /** imagefolder, or both (imagefolder + parquet). train/ is always written: captioning reads and updates it. */
     public String format = "both";
     public int threads = Math.max(1, Runtime.getRuntime().availableProcessors());
     /** Thumbnails per genre on the contact sheets. */
@@ -75,8 +75,8 @@ public final class CurateSettings {
         if (!(minBytesPerPixel >= 0)) throw new PipelineException(where + ": field 'min-bytes-per-pixel' is " + minBytesPerPixel + "; must be >= 0");
         if (maxPixels < 1) throw new PipelineException(where + ": field 'max-pixels' is " + maxPixels + "; must be >= 1");
         if (dedupeDistance > 32) throw new PipelineException(where + ": field 'dedupe-distance' is " + dedupeDistance + "; over 32 would call unrelated images duplicates");
-        if (!List.of("imagefolder", "parquet", "both").contains(format))
-            throw new PipelineException(where + ": field 'format' is '" + format + "'; use imagefolder, parquet or both");
+        if (!List.of("imagefolder", "both").contains(format))
+            throw new PipelineException(where + ": field 'format' is '" + format + "'; use imagefolder or both (imagefolder + parquet)");
         if (threads < 1) throw new PipelineException(where + ": field 'threads' is " + threads + "; must be >= 1");
         if (styles == null) styles = new ArrayList<>();
         if (rename == null) rename = new LinkedHashMap<>();

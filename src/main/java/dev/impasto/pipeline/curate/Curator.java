@@ -208,12 +208,6 @@ public final class Curator {
             long rows = DatasetExport.toParquet(train, parquet, DatasetExport.renamed(labels, outLabel));
             log.println("wrote " + parquet + " (" + rows + " rows)");
         }
-        if (settings.format.equals("parquet")) {
-            // the parquet file carries the images; keep only the metadata next to it
-            try (var files = Files.list(train)) {
-                for (Path p : files.toList()) if (!p.getFileName().toString().equals("metadata.jsonl")) Files.delete(p);
-            }
-        }
         report.write(reportDir, settings);
         return report;
     }
