@@ -25,6 +25,12 @@ import org.apache.parquet.schema.MessageTypeParser;
  * carries the ClassLabel names, so {@code load_dataset} gives named classes back. Streams row by row.
  */
 public final class DatasetExport {
+    /**
+     * parquet-java buffers a whole row group before writing it; 8 MB (a few dozen images) keeps memory flat
+     * and matches the small row groups the datasets library writes for image tables.
+     */
+    static final long ROW_GROUP_BYTES = 8L << 20;
+
     private DatasetExport() {}
 
     /** {@code labels} with the genre names replaced by the curated output labels (e.g. cityscape -> urban). */
@@ -57,7 +63,7 @@ public final class DatasetExport {
         Path tmp = parquetFile.resolveSibling(parquetFile.getFileName() + ".tmp");
         long rows = 0;
         try (ParquetWriter<Group> w = ParquetIO.writer(tmp, schema, Map.of(ClassLabels.HF_KEY, labels.huggingfaceJson(withText, withArtist)),
-                CompressionCodecName.SNAPPY, 32L << 20);
+                CompressionCodecName.SNAPPY, ROW_GROUP_BYTES);
              BufferedReader r = Files.newBufferedReader(meta)) {
             SimpleGroupFactory f = new SimpleGroupFactory(schema);
             String line;

@@ -115,9 +115,26 @@ public final class ImageInspector {
         }
     }
 
-    private static boolean hasJpegEnd(byte[] b) {
-        // Some encoders pad after EOI; look at the last few bytes, not only the very end.
-        for (int i = b.length - 2; i >= Math.max(0, b.length - 64); i--)
+    /**
+     * Whether an end-of-image marker follows the first start-of-scan. The marker segments before it are walked by
+     * their lengths (so an EXIF thumbnail's own markers are skipped); entropy-coded data stuffs every 0xFF as FF 00,
+     * so an FF D9 after the first SOS is the real end, whatever bytes trail it.
+     */
+    static boolean hasJpegEnd(byte[] b) {
+        int pos = 2;
+        int sos = -1;
+        while (pos + 4 <= b.length) {
+            if ((b[pos] & 0xff) != 0xFF) return false;
+            int marker = b[pos + 1] & 0xff;
+            if (marker == 0xFF) { pos++; continue; } // fill byte
+            if (marker == 0xDA) { sos = pos; break; }
+            if (marker == 0xD8 || (marker >= 0xD0 && marker <= 0xD7) || marker == 0x01) { pos += 2; continue; }
+            int len = ((b[pos + 2] & 0xff) << 8) | (b[pos + 3] & 0xff);
+            if (len < 2) return false;
+            pos += 2 + len;
+        }
+        if (sos < 0) return false;
+        for (int i = sos + 2; i < b.length - 1; i++)
             if ((b[i] & 0xff) == 0xFF && (b[i + 1] & 0xff) == 0xD9) return true;
         return false;
     }

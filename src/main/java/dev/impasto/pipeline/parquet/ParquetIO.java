@@ -47,6 +47,11 @@ public final class ParquetIO {
                 .withType(schema)
                 .withExtraMetaData(keyValueMetadata)
                 .withRowGroupSize(rowGroupBytes)
+                // image rows are ~1 MB each: check sizes after every row, not after the default 100, or a page and
+                // a row group grow to 100 images in memory before the first check
+                .withMinRowCountForPageSizeCheck(1)
+                .withMaxRowCountForPageSizeCheck(16)
+                .withDictionaryEncoding(false)
                 .withWriteMode(ParquetFileWriter.Mode.OVERWRITE)
                 .build();
     }

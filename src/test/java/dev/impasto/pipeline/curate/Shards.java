@@ -22,10 +22,14 @@ public final class Shards {
                     + "optional int64 artist; optional int64 genre; optional int64 style; }");
 
     public static void write(Path file, List<Row> rows, long rowGroupBytes) throws IOException {
+        write(file, rows, rowGroupBytes, CompressionCodecName.SNAPPY);
+    }
+
+    public static void write(Path file, List<Row> rows, long rowGroupBytes, CompressionCodecName codec) throws IOException {
         String hf = "{\"info\": {\"features\": {\"image\": {\"_type\": \"Image\"}, \"artist\": {\"names\": [\"Unknown Artist\", \"claude-monet\", \"camille-pissarro\"], \"_type\": \"ClassLabel\"}, "
                 + "\"genre\": {\"names\": " + names(ClassLabels.WIKIART_GENRES) + ", \"_type\": \"ClassLabel\"}, \"style\": {\"names\": "
                 + names(ClassLabels.WIKIART_STYLES) + ", \"_type\": \"ClassLabel\"}}}}";
-        try (ParquetWriter<Group> w = ParquetIO.writer(file, SCHEMA, Map.of(ClassLabels.HF_KEY, hf), CompressionCodecName.SNAPPY, rowGroupBytes)) {
+        try (ParquetWriter<Group> w = ParquetIO.writer(file, SCHEMA, Map.of(ClassLabels.HF_KEY, hf), codec, rowGroupBytes)) {
             SimpleGroupFactory f = new SimpleGroupFactory(SCHEMA);
             int i = 0;
             for (Row r : rows) {
