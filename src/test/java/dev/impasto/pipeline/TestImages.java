@@ -58,7 +58,7 @@ public final class TestImages {
         BufferedImage img = new BufferedImage(w, h, BufferedImage.TYPE_USHORT_GRAY);
         Random r = new Random(seed);
         short[] data = ((java.awt.image.DataBufferUShort) img.getRaster().getDataBuffer()).getData();
-        for (int i = 0; i < data.length; i++) data[i] = (short) (((i % w) * 65535 / w + r.nextInt(8000)) & 0xffff);
+        for (int i = 0; i < data.length; i++) data[i] = (short) Math.min(65535, (i % w) * 65535 / w + r.nextInt(2000));
         ByteArrayOutputStream bos = new ByteArrayOutputStream();
         ImageIO.write(img, "png", bos);
         return bos.toByteArray();

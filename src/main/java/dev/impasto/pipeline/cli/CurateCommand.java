@@ -61,6 +61,9 @@ public final class CurateCommand implements Callable<Integer> {
     @Option(names = "--token-file", paramLabel = "FILE", description = "File with a Hub token for gated/private datasets (else HF_TOKEN / HUGGING_FACE_HUB_TOKEN if set).")
     Path tokenFile;
 
+    @Option(names = "--retry-base-ms", paramLabel = "MS", defaultValue = "1000", description = "First retry delay of downloads; doubles each time, with jitter (default: ${DEFAULT-VALUE}).")
+    long retryBaseMs;
+
     @Option(names = {"-o", "--out"}, required = true, paramLabel = "DIR", description = "Output folder (must not hold a curated set yet).")
     Path out;
 
@@ -155,7 +158,7 @@ public final class CurateCommand implements Callable<Integer> {
         Secret token = null;
         if (tokenFile != null || env.get("HF_TOKEN") != null || env.get("HUGGING_FACE_HUB_TOKEN") != null)
             token = Secret.resolve(tokenFile, List.of("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"), env, "Hub token");
-        HubHttp http = new HubHttp(hubUrl, token, Backoff.standard(), Duration.ofMinutes(10));
+        HubHttp http = new HubHttp(hubUrl, token, new Backoff(Duration.ofMillis(retryBaseMs), Duration.ofSeconds(60), 6), Duration.ofMinutes(10));
         Path dir = cache != null ? cache : Path.of(System.getProperty("user.home"), ".cache", "impasto", "hub", hubRepo.replace('/', '_'));
         HubDownloader dl = new HubDownloader(http, hubRepo, hubRevision, dir, err);
         List<HubDownloader.RemoteFile> files = dl.list(hubDir).stream().filter(f -> f.path().endsWith(".parquet")).toList();
