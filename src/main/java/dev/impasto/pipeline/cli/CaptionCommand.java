@@ -78,6 +78,9 @@ public final class CaptionCommand implements Callable<Integer> {
     @Option(names = "--timeout", paramLabel = "SECONDS", description = "Per-request timeout (default: 60).")
     Integer timeoutSeconds;
 
+    @Option(names = "--retry-base-ms", paramLabel = "MS", description = "First backoff delay for 5xx/timeouts when the server gives none; doubles each retry, with jitter (default: 1000).")
+    Long retryBaseMs;
+
     @Option(names = "--max-side", paramLabel = "PX", description = "Longest side of the image sent (default: 1024).")
     Integer maxSide;
 
@@ -182,6 +185,7 @@ public final class CaptionCommand implements Callable<Integer> {
         if (maxAttempts != null) s.maxAttempts = maxAttempts;
         if (timeoutSeconds != null) s.timeoutSeconds = timeoutSeconds;
         if (maxSide != null) s.maxSide = maxSide;
+        if (retryBaseMs != null) s.retryBaseMillis = retryBaseMs;
         if (trigger != null) s.trigger = trigger;
         if (triggerMode != null) s.triggerMode = triggerMode;
         s.validate(config != null ? config + " + options" : "options");

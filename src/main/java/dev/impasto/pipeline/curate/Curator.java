@@ -187,7 +187,7 @@ public final class Curator {
                         meta.newLine();
                         report.accepted(e, fileName);
                         BufferedImage thumb = ImageIO.read(new ByteArrayInputStream(e.thumb()));
-                        if (thumb != null) sheets.get(c.genre()).add(thumb, fileName);
+                        if (thumb != null) sheets.get(c.genre()).add(thumb, fileName.replaceAll("\\.[^.]+$", ""));
                     }
                 }
             }

@@ -15,13 +15,15 @@ import javax.imageio.ImageIO;
  */
 public final class ContactSheet {
     private final BufferedImage sheet;
-    private final int cell, cols, capacity, labelHeight = 14, header;
+    private final int cell, cols, capacity, labelHeight, fontSize, header;
     private int count;
 
     public ContactSheet(String title, int capacity, int cols, int cell) {
         this.capacity = Math.max(1, capacity);
         this.cols = Math.max(1, Math.min(cols, this.capacity));
         this.cell = cell;
+        this.fontSize = Math.max(10, Math.min(16, cell / 24));
+        this.labelHeight = fontSize + 4;
         this.header = title == null ? 0 : 24;
         int rows = (this.capacity + this.cols - 1) / this.cols;
         sheet = new BufferedImage(this.cols * (cell + 4) + 4, header + rows * (cell + labelHeight + 4) + 4, BufferedImage.TYPE_INT_RGB);
@@ -53,10 +55,10 @@ public final class ContactSheet {
             if (label != null) {
                 g.setRenderingHint(RenderingHints.KEY_TEXT_ANTIALIASING, RenderingHints.VALUE_TEXT_ANTIALIAS_ON);
                 g.setColor(new Color(0xdd, 0xdd, 0xdd));
-                g.setFont(new Font(Font.SANS_SERIF, Font.PLAIN, 10));
+                g.setFont(new Font(Font.SANS_SERIF, Font.PLAIN, fontSize));
                 String s = label;
                 while (s.length() > 1 && g.getFontMetrics().stringWidth(s) > cell) s = s.substring(0, s.length() - 1);
-                g.drawString(s, x0, y0 + cell + 11);
+                g.drawString(s, x0, y0 + cell + fontSize + 1);
             }
         } finally {
             g.dispose();

@@ -70,7 +70,11 @@ public final class ModelCard {
         if (runConfig != null && runConfig.isObject()) {
             md.append("\n## Training\n\n| setting | value |\n|---|---|\n");
             for (Map.Entry<String, JsonNode> e : (Iterable<Map.Entry<String, JsonNode>>) runConfig::fields)
-                if (e.getValue().isValueNode()) md.append("| ").append(e.getKey()).append(" | ").append(e.getValue().asText().replace("|", "\\|")).append(" |\n");
+                if (e.getValue().isValueNode()) {
+                    JsonNode v = e.getValue();
+                    String text = v.isFloatingPointNumber() ? v.decimalValue().stripTrailingZeros().toPlainString() : v.asText();
+                    md.append("| ").append(e.getKey()).append(" | ").append(text.replace("|", "\\|")).append(" |\n");
+                }
             md.append("\nEverything is in `training_config.json`.\n");
         }
         if (hasLoss) md.append("\n![training loss](loss.png)\n");

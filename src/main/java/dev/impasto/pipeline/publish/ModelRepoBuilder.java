@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.impasto.pipeline.Json;
 import dev.impasto.pipeline.PipelineException;
 import dev.impasto.pipeline.image.ContactSheet;
+import dev.impasto.pipeline.image.ImageInspector;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -67,7 +68,12 @@ public final class ModelRepoBuilder {
                 pngs = s.filter(p -> p.getFileName().toString().toLowerCase(Locale.ROOT).matches(".*\\.(png|jpe?g|webp)$")).sorted().toList();
             }
             JsonNode prompts = config == null ? null : config.path("sample_prompts");
-            ContactSheet grid = pngs.isEmpty() ? null : new ContactSheet(null, pngs.size(), Math.min(4, pngs.size()), 384);
+            int cell = 384;
+            if (!pngs.isEmpty()) {
+                ImageInspector.Header h = header(pngs.getFirst());
+                cell = Math.max(128, Math.min(512, Math.max(h.width(), h.height())));
+            }
+            ContactSheet grid = pngs.isEmpty() ? null : new ContactSheet(null, pngs.size(), Math.min(4, pngs.size()), cell);
             for (int i = 0; i < pngs.size(); i++) {
                 Path p = pngs.get(i);
                 String name = p.getFileName().toString();
@@ -92,6 +98,14 @@ public final class ModelRepoBuilder {
                 hasK ? KOHYA_NAME : null, info, config, !samples.isEmpty(), hasLoss, datasetRepo));
         files.add("README.md");
         return new Result(out, files, trigger);
+    }
+
+    private static ImageInspector.Header header(Path p) throws IOException {
+        try {
+            return ImageInspector.header(Files.readAllBytes(p));
+        } catch (ImageInspector.Rejected r) {
+            throw new PipelineException(p + ": not a readable image (" + r.getMessage() + ")");
+        }
     }
 
     private static String promptText(JsonNode n) {

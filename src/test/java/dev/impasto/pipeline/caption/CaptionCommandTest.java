@@ -63,8 +63,8 @@ class CaptionCommandTest {
             assertEquals(0, body.path("generationConfig").path("temperature").asInt());
             assertTrue(body.path("systemInstruction").toString().contains("CONTENT"));
             int i = imageIndex(req.body());
-            int n = calls.computeIfAbsent(i, k -> new AtomicInteger()).incrementAndGet();
             if ("key-one".equals(key)) return Response.json(429, gemini429("GenerateRequestsPerDayPerProjectPerModel-FreeTier", "30s"));
+            int n = calls.computeIfAbsent(i, k -> new AtomicInteger()).incrementAndGet(); // requests with the good key
             if (healthy.get() == 1) return Response.json(200, geminiAnswer("A quiet scene number " + i + " with trees."));
             return switch (i) {
                 case 1 -> n == 1 ? Response.json(429, gemini429("GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "0.3s"))
@@ -86,7 +86,7 @@ class CaptionCommandTest {
             Files.writeString(keys, "# two keys\nkey-one\nkey-two\n");
             String[] args = {"--dataset", ds.toString(), "--backend", "gemini", "--model", "gemini-test", "--base-url", server.url(),
                     "--api-key-file", keys.toString(), "--rpm", "0", "--concurrency", "3", "--timeout", "1", "--trigger", "mnt_style",
-                    "--max-attempts", "5"};
+                    "--max-attempts", "5", "--retry-base-ms", "20"};
             long t0 = System.nanoTime();
             int rc = run(Map.of(), args);
             assertEquals(3, rc, out);

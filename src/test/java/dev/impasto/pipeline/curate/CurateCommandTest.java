@@ -33,7 +33,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
 
-class CurateCommandTest {
+public class CurateCommandTest {
     static final int LANDSCAPE = 4, PORTRAIT = 6, CITYSCAPE = 1, STILL_LIFE = 9, RELIGIOUS = 7, IMPRESSIONISM = 12, REALISM = 21;
     @TempDir static Path dir;
     static Path shards;
@@ -81,6 +81,20 @@ class CurateCommandTest {
     }
 
     static String lastOut;
+
+    /** -Dimpasto.keepTestOutputs=DIR copies what a test made there, to look at the pictures. */
+    public static void keep(Path from, String name) throws IOException {
+        String to = System.getProperty("impasto.keepTestOutputs");
+        if (to == null) return;
+        Path target = Path.of(to, name);
+        try (var s = Files.walk(from)) {
+            for (Path p : s.toList()) {
+                Path t = target.resolve(from.relativize(p).toString());
+                if (Files.isDirectory(p)) Files.createDirectories(t);
+                else Files.copy(p, t, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            }
+        }
+    }
 
     static List<JsonNode> jsonl(Path p) throws IOException {
         List<JsonNode> out = new ArrayList<>();
@@ -158,6 +172,7 @@ class CurateCommandTest {
         assertTrue(Files.readString(out.resolve("report/report.md")).contains("| urban | cityscape | 3 | 3 |"));
         assertEquals(2, report.path("genres").path("still_life").path("shortfall").asInt());
         assertFalse(Files.exists(out.resolve(".staging")));
+        keep(out, "curate");
     }
 
     @Test

@@ -81,12 +81,14 @@ class PublishCommandTest {
             assertTrue(readme.contains("pipe.load_lora_weights(\"me/flux-impressionism\", weight_name=\"pytorch_lora_weights.safetensors\")"), readme);
             assertTrue(readme.contains("FluxPipeline"));
             assertTrue(readme.contains("| rank | 16 |"), readme);
+            assertTrue(readme.contains("| learning_rate | 0.0001 |"), readme);
             assertTrue(readme.contains("datasets/me/wikiart-impressionism"));
             String cfg = new String(Base64.getDecoder().decode(files.get("training_config.json").path("value").path("content").asText()));
             assertEquals(2000, Json.parse(cfg).path("steps").asInt());
             var grid = javax.imageio.ImageIO.read(runDir.resolve("hub_repo/samples_grid.png").toFile());
-            assertTrue(grid.getWidth() >= 3 * 384, "3 samples side by side");
+            assertTrue(grid.getWidth() >= 3 * 128 && grid.getWidth() < 4 * 140, "3 samples of 128 px side by side: " + grid.getWidth());
 
+            dev.impasto.pipeline.curate.CurateCommandTest.keep(runDir.resolve("hub_repo"), "model_repo");
             // rerun: the repo exists (409) and the objects are stored: nothing is uploaded again
             int stored = hub.objects.size();
             assertEquals(0, run(Map.of("HF_TOKEN", TOKEN), args), out);
