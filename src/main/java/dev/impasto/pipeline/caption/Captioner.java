@@ -29,6 +29,7 @@ public final class Captioner {
     /** @param failures id -> reason, for items that failed in this run */
     public record Result(int total, int alreadyDone, int captioned, int failed, Map<String, String> failures) {}
 
+    static final int INLINE_LIMIT_BYTES = 14 << 20;
     private final CaptionBackend backend;
     private final KeyPool keys;
     private final CaptionSettings settings;
@@ -83,7 +84,13 @@ public final class Captioner {
         byte[] jpeg;
         try {
             DecodedImage img = ImageInspector.decode(Files.readAllBytes(item.image()), 400_000_000L);
-            jpeg = ImageOps.jpeg(ImageOps.fit(img.rgb(), settings.maxSide), 0.9f);
+            int side = settings.maxSide;
+            jpeg = ImageOps.jpeg(ImageOps.fit(img.rgb(), side), 0.9f);
+            // inline images travel base64-encoded (4/3 larger) inside a request that must stay under 20 MB
+            while (jpeg.length > INLINE_LIMIT_BYTES && side > 256) {
+                side = side * 3 / 4;
+                jpeg = ImageOps.jpeg(ImageOps.fit(img.rgb(), side), 0.9f);
+            }
         } catch (ImageInspector.Rejected | IOException e) {
             String why = "cannot read the image: " + e.getMessage();
             journal.failed(item.id(), why, 0);

@@ -76,6 +76,9 @@ public final class PublishCommand implements Callable<Integer> {
     @Option(names = "--retry-base-ms", paramLabel = "MS", defaultValue = "1000", description = "First retry delay; doubles each time, with jitter (default: ${DEFAULT-VALUE}).")
     long retryBaseMs;
 
+    @Option(names = "--parallel", paramLabel = "N", defaultValue = "4", description = "LFS files uploaded at once (default: ${DEFAULT-VALUE}).")
+    int parallel;
+
     Map<String, String> env = System.getenv();
 
     @Override
@@ -99,7 +102,7 @@ public final class PublishCommand implements Callable<Integer> {
             }
             Secret token = Secret.resolve(tokenFile, List.of("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"), env, "Hub token");
             HubHttp http = new HubHttp(hubUrl, token, new Backoff(Duration.ofMillis(retryBaseMs), Duration.ofSeconds(60), retries), Duration.ofMinutes(5));
-            HubUploader.Result r = new HubUploader(http, log).upload(plan, privateRepo, message, "Uploaded by impasto publish.");
+            HubUploader.Result r = new HubUploader(http, log, parallel).upload(plan, privateRepo, message, "Uploaded by impasto publish.");
             o.println("committed " + r.commitOid() + " (" + r.lfsUploaded() + " LFS uploaded, " + r.lfsAlreadyStored() + " already stored, "
                     + r.regular() + " regular): " + r.commitUrl());
             o.flush();

@@ -56,7 +56,7 @@ public final class ImageFolderSource implements CurationSource {
                     throw new PipelineException(m + " line " + n + ": not valid JSON (" + e.getMessage() + ")");
                 }
                 Map<String, String> f = new HashMap<>();
-                o.fields().forEachRemaining(e -> f.put(e.getKey(), e.getValue().isNull() ? null : e.getValue().asText()));
+                o.properties().forEach(e -> f.put(e.getKey(), e.getValue().isNull() ? null : e.getValue().asText()));
                 add(f, m + " line " + n);
             }
         }

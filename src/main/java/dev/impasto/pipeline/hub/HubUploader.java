@@ -27,6 +27,12 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * Uploads a repo folder the way huggingface_hub's create_commit does: create repo, preupload (which files are
@@ -40,9 +46,13 @@ public final class HubUploader {
     /** How many times an LFS object is re-requested from the batch API when its upload URL has expired. */
     private final int urlRefreshes = 3;
 
-    public HubUploader(HubHttp http, PrintStream log) {
+    private final int parallel;
+
+    /** @param parallel LFS objects uploaded at once */
+    public HubUploader(HubHttp http, PrintStream log, int parallel) {
         this.http = http;
         this.log = log;
+        this.parallel = Math.max(1, parallel);
     }
 
     public record Result(String commitUrl, String commitOid, int lfsUploaded, int lfsAlreadyStored, int regular) {}
@@ -112,45 +122,78 @@ public final class HubUploader {
 
     /** @return {uploaded, already stored} */
     int[] uploadLfs(UploadPlan plan, List<UploadPlan.Entry> lfs) {
-        int uploaded = 0, stored = 0;
         if (lfs.isEmpty()) return new int[] {0, 0};
         // one object per content: the same bytes under two paths are uploaded once
         Map<String, UploadPlan.Entry> byOid = new LinkedHashMap<>();
         for (UploadPlan.Entry e : lfs) byOid.putIfAbsent(e.sha256(), e);
-        long total = byOid.values().stream().mapToLong(UploadPlan.Entry::size).sum();
+        List<UploadPlan.Entry> objects = new ArrayList<>(byOid.values());
+        long total = objects.stream().mapToLong(UploadPlan.Entry::size).sum();
+        AtomicInteger uploaded = new AtomicInteger(), stored = new AtomicInteger();
+        AtomicReference<RuntimeException> failure = new AtomicReference<>();
+        ExecutorService pool = Executors.newFixedThreadPool(parallel);
         try (ProgressBar bar = Progress.bar("upload", total, "B", log)) {
-            Map<String, JsonNode> actions = batch(plan, new ArrayList<>(byOid.values()));
-            for (UploadPlan.Entry e : byOid.values()) {
-                JsonNode obj = actions.get(e.sha256());
-                for (int refresh = 0; ; refresh++) {
-                    if (obj == null) throw new PipelineException("LFS batch answer has no entry for " + e.path() + " (oid " + e.sha256() + ")");
-                    if (obj.has("error"))
-                        throw new PipelineException("LFS refused " + e.path() + ": " + obj.path("error").path("code").asText() + " "
-                                + obj.path("error").path("message").asText());
-                    JsonNode act = obj.path("actions");
-                    if (!act.has("upload")) {
-                        stored++;
-                        bar.step(e.size());
-                        break;
-                    }
-                    long before = bar.done();
+            // batch calls of 256 objects, as huggingface_hub does; URLs are asked for just before they are used
+            for (int from = 0; from < objects.size() && failure.get() == null; from += 256) {
+                List<UploadPlan.Entry> chunk = objects.subList(from, Math.min(objects.size(), from + 256));
+                Map<String, JsonNode> actions = batch(plan, chunk);
+                List<Future<?>> tasks = new ArrayList<>();
+                for (UploadPlan.Entry e : chunk)
+                    tasks.add(pool.submit(() -> {
+                        if (failure.get() != null) return;
+                        try {
+                            if (uploadObject(plan, e, actions.get(e.sha256()), bar)) uploaded.incrementAndGet();
+                            else stored.incrementAndGet();
+                            bar.status(uploaded + " uploaded, " + stored + " already stored | " + Progress.bytes(bar.done()));
+                        } catch (RuntimeException x) {
+                            failure.compareAndSet(null, x);
+                        }
+                    }));
+                for (Future<?> t : tasks) {
                     try {
-                        transfer(e, act.path("upload"), bar);
-                        if (act.has("verify")) verify(e, act.path("verify"));
-                        uploaded++;
-                        break;
-                    } catch (ExpiredUrl x) {
-                        bar.set(before);
-                        if (refresh >= urlRefreshes)
-                            throw new PipelineException(e.path() + ": upload URL kept expiring (" + x.getMessage() + "); nothing was committed, rerun to retry");
-                        log.println(e.path() + ": upload URL expired, asking for a new one");
-                        obj = batch(plan, List.of(e)).get(e.sha256());
+                        t.get();
+                    } catch (InterruptedException x) {
+                        Thread.currentThread().interrupt();
+                        throw new PipelineException("interrupted; nothing was committed");
+                    } catch (java.util.concurrent.ExecutionException x) {
+                        failure.compareAndSet(null, new PipelineException(String.valueOf(x.getCause()), x.getCause()));
                     }
                 }
-                bar.status(uploaded + " uploaded, " + stored + " already stored | " + Progress.bytes(bar.done()));
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+        if (failure.get() != null) throw failure.get();
+        return new int[] {uploaded.get(), stored.get()};
+    }
+
+    /** @return true when uploaded, false when the Hub already had it */
+    private boolean uploadObject(UploadPlan plan, UploadPlan.Entry e, JsonNode obj, ProgressBar bar) {
+        for (int refresh = 0; ; refresh++) {
+            if (obj == null) throw new PipelineException("LFS batch answer has no entry for " + e.path() + " (oid " + e.sha256() + ")");
+            if (obj.has("error"))
+                throw new PipelineException("LFS refused " + e.path() + ": " + obj.path("error").path("code").asText() + " "
+                        + obj.path("error").path("message").asText());
+            JsonNode act = obj.path("actions");
+            if (!act.has("upload")) {
+                bar.step(e.size());
+                return false;
+            }
+            AtomicLong sent = new AtomicLong();
+            try {
+                transfer(e, act.path("upload"), bar, sent);
+                if (act.has("verify")) verify(e, act.path("verify"));
+                return true;
+            } catch (ExpiredUrl x) {
+                bar.step(-sent.get());
+                if (refresh >= urlRefreshes)
+                    throw new PipelineException(e.path() + ": upload URL kept expiring (" + x.getMessage() + "); nothing was committed, rerun to retry");
+                log.println(e.path() + ": upload URL expired, asking for a new one");
+                obj = batch(plan, List.of(e)).get(e.sha256());
+            } catch (RuntimeException x) {
+                bar.step(-sent.get());
+                throw x;
             }
         }
-        return new int[] {uploaded, stored};
     }
 
     private Map<String, JsonNode> batch(UploadPlan plan, List<UploadPlan.Entry> objects) {
@@ -177,12 +220,12 @@ public final class HubUploader {
         }
     }
 
-    private void transfer(UploadPlan.Entry e, JsonNode upload, ProgressBar bar) throws ExpiredUrl {
+    private void transfer(UploadPlan.Entry e, JsonNode upload, ProgressBar bar, AtomicLong sent) throws ExpiredUrl {
         JsonNode header = upload.path("header");
         String chunk = header.path("chunk_size").asText(null);
         if (chunk == null) {
             URI href = URI.create(upload.path("href").asText());
-            put(href, header, e, 0, e.size(), bar, e.path());
+            put(href, header, e, 0, e.size(), bar, sent, e.path());
             return;
         }
         long chunkSize;
@@ -194,13 +237,13 @@ public final class HubUploader {
         if (chunkSize <= 0) throw new PipelineException("LFS multipart: chunk_size " + chunkSize);
         long parts = (e.size() + chunkSize - 1) / chunkSize;
         TreeMap<Integer, String> urls = new TreeMap<>();
-        header.fields().forEachRemaining(f -> { if (f.getKey().matches("\\d+")) urls.put(Integer.parseInt(f.getKey()), f.getValue().asText()); });
+        header.properties().forEach(f -> { if (f.getKey().matches("\\d+")) urls.put(Integer.parseInt(f.getKey()), f.getValue().asText()); });
         if (urls.size() != parts || urls.firstKey() != 1 || urls.lastKey() != parts)
             throw new PipelineException("LFS multipart for " + e.path() + ": " + urls.size() + " part URLs for " + parts + " parts of " + chunkSize + " bytes");
         ArrayNode etags = Json.MAPPER.createArrayNode();
         for (var p : urls.entrySet()) {
             long off = (p.getKey() - 1) * chunkSize, len = Math.min(chunkSize, e.size() - off);
-            String etag = put(URI.create(p.getValue()), null, e, off, len, bar, e.path() + " part " + p.getKey() + "/" + parts);
+            String etag = put(URI.create(p.getValue()), null, e, off, len, bar, sent, e.path() + " part " + p.getKey() + "/" + parts);
             if (etag == null) throw new PipelineException("LFS multipart: storage gave no ETag for " + e.path() + " part " + p.getKey());
             etags.addObject().put("partNumber", p.getKey()).put("etag", etag);
         }
@@ -214,27 +257,31 @@ public final class HubUploader {
     }
 
     /** PUT of a file region, streamed from disk; retried on 5xx and connection errors. @return the ETag */
-    private String put(URI href, JsonNode header, UploadPlan.Entry e, long offset, long length, ProgressBar bar, String what) throws ExpiredUrl {
+    private String put(URI href, JsonNode header, UploadPlan.Entry e, long offset, long length, ProgressBar bar, AtomicLong sent,
+                       String what) throws ExpiredUrl {
         Backoff backoff = http.backoff();
         String last = "";
         for (int attempt = 0; attempt < backoff.maxAttempts(); attempt++) {
-            long before = bar.done();
+            AtomicLong attemptBytes = new AtomicLong();
             HttpRequest.Builder b = http.request(href).timeout(java.time.Duration.ofHours(2))
-                    .PUT(HttpRequest.BodyPublishers.fromPublisher(HttpRequest.BodyPublishers.ofInputStream(() -> region(e, offset, length, bar)), length));
-            if (header != null) header.fields().forEachRemaining(f -> {
+                    .PUT(HttpRequest.BodyPublishers.fromPublisher(HttpRequest.BodyPublishers.ofInputStream(() -> region(e, offset, length, bar, attemptBytes)), length));
+            if (header != null) header.properties().forEach(f -> {
                 if (!f.getKey().equals("chunk_size") && !f.getKey().matches("\\d+")) b.header(f.getKey(), f.getValue().asText());
             });
             try {
                 HttpResponse<String> r = http.send(b.build(), HttpResponse.BodyHandlers.ofString());
                 int s = r.statusCode();
-                if (s / 100 == 2) return r.headers().firstValue("ETag").orElse(null);
-                bar.set(before);
+                if (s / 100 == 2) {
+                    sent.addAndGet(attemptBytes.get());
+                    return r.headers().firstValue("ETag").orElse(null);
+                }
+                bar.step(-attemptBytes.get());
                 if (s == 403 || (s == 400 && r.body().contains("xpired"))) throw new ExpiredUrl("HTTP " + s + " " + HubHttp.brief(r.body()));
                 if (s != 429 && s < 500) throw new PipelineException("uploading " + what + ": HTTP " + s + " " + HubHttp.brief(r.body()));
                 last = "HTTP " + s;
                 Backoff.sleep(backoff.delay(attempt, Backoff.retryAfter(r.headers().firstValue("Retry-After").orElse(null))));
             } catch (IOException x) {
-                bar.set(before);
+                bar.step(-attemptBytes.get());
                 last = x.getMessage();
                 Backoff.sleep(backoff.delay(attempt));
             }
@@ -243,7 +290,7 @@ public final class HubUploader {
                 + "); nothing was committed, rerun to retry");
     }
 
-    private static InputStream region(UploadPlan.Entry e, long offset, long length, ProgressBar bar) {
+    private static InputStream region(UploadPlan.Entry e, long offset, long length, ProgressBar bar, AtomicLong counted) {
         try {
             FileChannel ch = FileChannel.open(e.local(), StandardOpenOption.READ);
             ch.position(offset);
@@ -264,6 +311,7 @@ public final class HubUploader {
                     if (n > 0) {
                         left -= n;
                         bar.step(n);
+                        counted.addAndGet(n);
                     }
                     return n;
                 }
@@ -279,7 +327,7 @@ public final class HubUploader {
         HttpResponse<String> r = http.sendRetrying(() -> {
             HttpRequest.Builder b = http.request(href).header("Content-Type", "application/vnd.git-lfs+json")
                     .header("Accept", "application/vnd.git-lfs+json").POST(HttpRequest.BodyPublishers.ofString(Json.line(body)));
-            verify.path("header").fields().forEachRemaining(f -> b.setHeader(f.getKey(), f.getValue().asText()));
+            verify.path("header").properties().forEach(f -> b.setHeader(f.getKey(), f.getValue().asText()));
             return b.build();
         }, HttpResponse.BodyHandlers.ofString(), "LFS verify");
         if (r.statusCode() / 100 != 2) throw fail("LFS verify of " + e.path(), r);

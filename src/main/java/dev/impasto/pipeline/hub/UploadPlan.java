@@ -61,7 +61,7 @@ public record UploadPlan(String repoId, String repoType, String revision, List<E
             int n;
             while ((n = in.read(buf)) > 0) {
                 if (sample.length < 512) {
-                    int take = (int) Math.min(n, 512 - sample.length);
+                    int take = Math.min(n, 512 - sample.length);
                     byte[] s2 = java.util.Arrays.copyOf(sample, sample.length + take);
                     System.arraycopy(buf, 0, s2, sample.length, take);
                     sample = s2;

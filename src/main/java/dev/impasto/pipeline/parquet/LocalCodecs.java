@@ -27,7 +27,7 @@ public final class LocalCodecs implements CompressionCodecFactory {
         return new BytesInputCompressor() {
             @Override
             public BytesInput compress(BytesInput input) throws IOException {
-                byte[] raw = input.toByteArray();
+                byte[] raw = bytes(input);
                 return BytesInput.from(switch (codec) {
                     case UNCOMPRESSED -> raw;
                     case SNAPPY -> Snappy.compress(raw);
@@ -53,7 +53,7 @@ public final class LocalCodecs implements CompressionCodecFactory {
         return new BytesInputDecompressor() {
             @Override
             public BytesInput decompress(BytesInput input, int uncompressedSize) throws IOException {
-                return BytesInput.from(inflate(codec, input.toByteArray(), uncompressedSize));
+                return BytesInput.from(inflate(codec, bytes(input), uncompressedSize));
             }
 
             @Override
@@ -71,6 +71,10 @@ public final class LocalCodecs implements CompressionCodecFactory {
 
     @Override
     public void release() {}
+
+    private static byte[] bytes(BytesInput input) throws IOException {
+        return input.toInputStream().readAllBytes();
+    }
 
     private static void check(CompressionCodecName codec) {
         switch (codec) {

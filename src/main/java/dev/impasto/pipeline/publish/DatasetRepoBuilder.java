@@ -75,7 +75,7 @@ public final class DatasetRepoBuilder {
         y.append(", curated from [huggan/wikiart](https://huggingface.co/datasets/huggan/wikiart) with impasto for training a style LoRA.\n\n");
         if (report != null) {
             y.append("## Composition\n\n| genre | images |\n|---|---:|\n");
-            report.path("genres").fields().forEachRemaining(e -> y.append("| ").append(e.getKey()).append(" | ")
+            report.path("genres").properties().forEach(e -> y.append("| ").append(e.getKey()).append(" | ")
                     .append(e.getValue().path("picked").asInt()).append(" |\n"));
             y.append("\nSampled at random (seed ").append(report.path("seed").asLong()).append(") across all ")
                     .append(report.path("shards").asInt()).append(" source shards; filters: shorter side, aspect ratio, a JPEG-q95 bytes-per-pixel floor and perceptual-hash de-duplication.\n\n");

@@ -69,7 +69,7 @@ public final class ModelCard {
                 .append("image.save(\"out.png\")\n```\n");
         if (runConfig != null && runConfig.isObject()) {
             md.append("\n## Training\n\n| setting | value |\n|---|---|\n");
-            for (Map.Entry<String, JsonNode> e : (Iterable<Map.Entry<String, JsonNode>>) runConfig::fields)
+            for (Map.Entry<String, JsonNode> e : runConfig.properties())
                 if (e.getValue().isValueNode()) {
                     JsonNode v = e.getValue();
                     String text = v.isFloatingPointNumber() ? v.decimalValue().stripTrailingZeros().toPlainString() : v.asText();

@@ -10,7 +10,6 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -45,10 +44,9 @@ public record SafetensorsInfo(Path file, int tensors, Map<String, String> metada
             Map<String, String> meta = new TreeMap<>();
             List<String> keys = new ArrayList<>();
             int rank = 0;
-            for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext(); ) {
-                var e = it.next();
+            for (Map.Entry<String, JsonNode> e : root.properties()) {
                 if (e.getKey().equals("__metadata__")) {
-                    e.getValue().fields().forEachRemaining(m -> meta.put(m.getKey(), m.getValue().asText()));
+                    e.getValue().properties().forEach(m -> meta.put(m.getKey(), m.getValue().asText()));
                     continue;
                 }
                 JsonNode off = e.getValue().path("data_offsets");

@@ -120,7 +120,7 @@ public class CurateCommandTest {
         Map<String, Integer> expected = Map.of("style", 5, "genre", 4, "too_small", 1, "aspect", 1, "low_quality", 1,
                 "truncated", 1, "undecodable", 1, "near_duplicate", 1);
         Map<String, Integer> got = new TreeMap<>();
-        rej.fields().forEachRemaining(e -> got.put(e.getKey(), e.getValue().asInt()));
+        rej.properties().forEach(e -> got.put(e.getKey(), e.getValue().asInt()));
         assertEquals(new TreeMap<>(expected), got);
         List<JsonNode> rejections = jsonl(out.resolve("report/rejections.jsonl"));
         assertEquals(15, rejections.size());

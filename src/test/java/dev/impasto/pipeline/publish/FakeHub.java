@@ -70,7 +70,7 @@ final class FakeHub implements AutoCloseable {
                 int sample = Base64.getDecoder().decode(f.path("sample").asText()).length;
                 check(sample == Math.min(512, size), "sample of " + f.path("path") + " is " + sample + " bytes");
                 String path = f.path("path").asText();
-                boolean lfs = size > lfsOver || path.endsWith(".safetensors") || path.endsWith(".png") || path.endsWith(".parquet");
+                boolean lfs = size > lfsOver || path.endsWith(".safetensors") || path.endsWith(".png") || path.endsWith(".parquet") || path.endsWith(".jpg");
                 files.addObject().put("path", path).put("uploadMode", lfs ? "lfs" : "regular").put("shouldIgnore", false);
             }
             ObjectNode o = Json.object();

@@ -192,6 +192,20 @@ class PublishCommandTest {
                 assertEquals("ClassLabel", features.path("genre").path("_type").asText());
                 assertEquals("Value", features.path("text").path("_type").asText());
             }
+            // the same folder as an imagefolder: three JPEGs go to LFS in parallel, metadata.jsonl as a regular file
+            assertEquals(0, run(Map.of("HF_TOKEN", TOKEN), "--dataset", curated.toString(), "--repo", "me/wikiart-folder",
+                    "--hub-url", hub.hub.url(), "--parallel", "3"), out);
+            hub.assertClean();
+            Map<String, JsonNode> folder = byPath(hub.commits.get(1));
+            assertEquals(5, folder.size());
+            assertEquals("file", folder.get("train/metadata.jsonl").path("key").asText());
+            for (int i = 0; i < 3; i++) {
+                JsonNode l = folder.get("train/landscape_0000" + i + ".jpg");
+                assertEquals("lfsFile", l.path("key").asText());
+                assertArrayEquals(Files.readAllBytes(curated.resolve("train/landscape_0000" + i + ".jpg")), hub.objects.get(l.path("value").path("oid").asText()));
+            }
+            String card = new String(Base64.getDecoder().decode(folder.get("README.md").path("value").path("content").asText()));
+            assertTrue(card.contains("    path: train/*\n"), card);
         }
     }
 }
