@@ -27,9 +27,10 @@ public final class CaptionSettings {
     public int maxAttempts = 8;
     /** Extra tries when the answer is not the JSON asked for. */
     public int maxMalformed = 2;
-    public int timeoutSeconds = 60;
-    public long retryBaseMillis = 1000;
-    public long retryCapMillis = 120_000;
+    /** Per-request timeout in seconds. */
+    public int timeout = 60;
+    public long retryBaseMs = 1000;
+    public long retryCapMs = 120_000;
     public int maxOutputTokens = 300;
     /** Longest side of the image sent; inline requests must stay under 20 MB. */
     public int maxSide = 1024;
@@ -72,11 +73,11 @@ public final class CaptionSettings {
         if (concurrency < 1) throw new PipelineException(where + ": field 'concurrency' is " + concurrency + "; must be >= 1");
         if (maxAttempts < 1) throw new PipelineException(where + ": field 'max-attempts' is " + maxAttempts + "; must be >= 1");
         if (maxMalformed < 0) throw new PipelineException(where + ": field 'max-malformed' must be >= 0");
-        if (timeoutSeconds < 1) throw new PipelineException(where + ": field 'timeout-seconds' is " + timeoutSeconds + "; must be >= 1");
+        if (timeout < 1) throw new PipelineException(where + ": field 'timeout' is " + timeout + " (seconds); must be >= 1");
         if (maxOutputTokens < 16) throw new PipelineException(where + ": field 'max-output-tokens' is " + maxOutputTokens + "; must be >= 16");
         if (maxSide < 64) throw new PipelineException(where + ": field 'max-side' is " + maxSide + "; must be >= 64");
-        if (retryBaseMillis < 0 || retryCapMillis < retryBaseMillis)
-            throw new PipelineException(where + ": fields 'retry-base-millis'/'retry-cap-millis' must satisfy 0 <= base <= cap");
+        if (retryBaseMs < 0 || retryCapMs < retryBaseMs)
+            throw new PipelineException(where + ": fields 'retry-base-ms'/'retry-cap-ms' must satisfy 0 <= base <= cap");
         TriggerWords.Mode.parse(triggerMode, where + " field 'trigger-mode'");
     }
 }

@@ -42,7 +42,7 @@ public final class Captioner {
         this.keys = keys;
         this.settings = settings;
         this.prompt = new CaptionPrompt(settings.systemPrompt, settings.genrePrompts);
-        this.backoff = new Backoff(Duration.ofMillis(settings.retryBaseMillis), Duration.ofMillis(settings.retryCapMillis), settings.maxAttempts);
+        this.backoff = new Backoff(Duration.ofMillis(settings.retryBaseMs), Duration.ofMillis(settings.retryCapMs), settings.maxAttempts);
         this.log = log;
     }
 

@@ -33,10 +33,8 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
-@Command(name = "caption", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Captions a curated dataset with a vision-language model (Gemini or any OpenAI-compatible server:",
-                "llama.cpp, vLLM, Ollama) or the offline template captioner. Captions describe content, not style; the",
-                "trigger word goes at [trigger] or in front. Every answer is journaled as it arrives: rerun to resume."},
+@Command(name = "caption", sortOptions = false,
+        description = "Captions a curated dataset with a vision-language model (Gemini or any OpenAI-compatible server: llama.cpp, vLLM, Ollama) or the offline template captioner. Captions describe content, not style; the trigger word goes at [trigger] or in front. Every answer is journaled as it arrives: rerun to resume.",
         footer = {"", "Examples:",
                 "  GEMINI_API_KEY=... impasto caption --dataset curated --backend gemini --model gemini-2.5-flash --rpm 10 --trigger mnt_impr",
                 "  impasto caption --dataset curated --backend openai --base-url http://localhost:11434/v1 --model qwen2.5vl:7b --trigger mnt_impr",
@@ -44,11 +42,14 @@ import picocli.CommandLine.Spec;
 public final class CaptionCommand implements Callable<Integer> {
     @Spec CommandSpec spec;
 
+    @Option(names = {"-h", "--help"}, usageHelp = true, description = "Show this help and exit.")
+    boolean help;
+
     @Option(names = {"-d", "--dataset"}, required = true, paramLabel = "DIR",
             description = "Curated folder (with train/metadata.jsonl), a folder with metadata.jsonl, or a folder of images.")
     Path dataset;
 
-    @Option(names = "--config", paramLabel = "FILE", description = "JSON file with any of the settings below, keyed by option name; options given here override it.")
+    @Option(names = "--config", paramLabel = "FILE", description = "JSON file with any of the settings below, keyed by option name (e.g. {\"backend\": \"gemini\", \"model\": \"gemini-2.5-flash\", \"rpm\": 10}), plus max-malformed, retry-cap-ms, max-output-tokens, json-mode, trigger-separator, system-prompt and genre-prompts; options given here override it.")
     Path config;
 
     @Option(names = "--backend", paramLabel = "B", description = "gemini, openai (any OpenAI-compatible chat/completions server) or template (offline) (default: template).")
@@ -183,9 +184,9 @@ public final class CaptionCommand implements Callable<Integer> {
         if (rpm != null) s.rpm = rpm;
         if (concurrency != null) s.concurrency = concurrency;
         if (maxAttempts != null) s.maxAttempts = maxAttempts;
-        if (timeoutSeconds != null) s.timeoutSeconds = timeoutSeconds;
+        if (timeoutSeconds != null) s.timeout = timeoutSeconds;
         if (maxSide != null) s.maxSide = maxSide;
-        if (retryBaseMs != null) s.retryBaseMillis = retryBaseMs;
+        if (retryBaseMs != null) s.retryBaseMs = retryBaseMs;
         if (trigger != null) s.trigger = trigger;
         if (triggerMode != null) s.triggerMode = triggerMode;
         s.validate(config != null ? config + " + options" : "options");
@@ -193,7 +194,7 @@ public final class CaptionCommand implements Callable<Integer> {
     }
 
     static CaptionBackend backend(CaptionSettings s) {
-        Duration timeout = Duration.ofSeconds(s.timeoutSeconds);
+        Duration timeout = Duration.ofSeconds(s.timeout);
         return switch (s.backend) {
             case "gemini" -> new GeminiBackend(s.baseUrl != null ? s.baseUrl : "https://generativelanguage.googleapis.com", s.model,
                     s.maxOutputTokens, timeout);

@@ -25,14 +25,15 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 import picocli.CommandLine.Model.CommandSpec;
 
-@Command(name = "curate", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Picks a balanced, de-duplicated, seeded random sample of WikiArt-style images and writes it as an",
-                "imagefolder (train/ + train/metadata.jsonl) and/or a parquet file that keeps the ClassLabel names,",
-                "with a report (counts, every rejection with its reason, histograms, contact sheets)."},
+@Command(name = "curate", sortOptions = false,
+        description = "Picks a balanced, de-duplicated, seeded random sample of WikiArt-style images and writes it as an imagefolder (train/ + train/metadata.jsonl) and/or a parquet file that keeps the ClassLabel names, with a report (counts, every rejection with its reason, histograms, contact sheets).",
         footer = {"", "Example: impasto curate --parquet wikiart/data --out curated --seed 7",
                 "         impasto curate --hub huggan/wikiart --hub-shards 0-71 --cache ~/.cache/impasto/wikiart --out curated"})
 public final class CurateCommand implements Callable<Integer> {
     @Spec CommandSpec spec;
+
+    @Option(names = {"-h", "--help"}, usageHelp = true, description = "Show this help and exit.")
+    boolean help;
 
     @Option(names = "--parquet", paramLabel = "PATH", description = "Parquet shard file or folder of shards (huggan/wikiart schema); repeatable.")
     List<Path> parquet = new ArrayList<>();

@@ -20,16 +20,16 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
-@Command(name = "publish", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Writes a Hugging Face repo folder and uploads it over the Hub HTTP API (create, preupload, LFS, commit).",
-                "With --run: a model repo from a training run (LoRA in diffusers and kohya naming, model card, training",
-                "config, sample grid, loss plot). With --dataset: a dataset repo from a curated folder (imagefolder or parquet",
-                "+ dataset card). The token comes from HF_TOKEN / HUGGING_FACE_HUB_TOKEN or --token-file and is never printed."},
+@Command(name = "publish", sortOptions = false,
+        description = "Writes a Hugging Face repo folder and uploads it over the Hub HTTP API (create, preupload, LFS, commit). With --run: a model repo from a training run (LoRA in diffusers and kohya naming, model card, training config, sample grid, loss plot). With --dataset: a dataset repo from a curated folder (imagefolder or parquet + dataset card). The token comes from HF_TOKEN / HUGGING_FACE_HUB_TOKEN or --token-file and is never printed.",
         footer = {"", "Examples:",
                 "  impasto publish --run runs/impressionism --repo me/flux-impressionism-lora --dry-run",
                 "  HF_TOKEN=... impasto publish --dataset curated --repo me/wikiart-impressionism-1000 --format parquet"})
 public final class PublishCommand implements Callable<Integer> {
     @Spec CommandSpec spec;
+
+    @Option(names = {"-h", "--help"}, usageHelp = true, description = "Show this help and exit.")
+    boolean help;
 
     @Option(names = "--run", paramLabel = "DIR", description = "Training run folder (lora.safetensors and/or lora_kohya.safetensors, run.json, samples/, loss.png): publishes a model repo.")
     Path run;
