@@ -36,6 +36,17 @@ public final class CaptionJournal implements AutoCloseable {
         this.file = file;
         Files.createDirectories(file.toAbsolutePath().getParent());
         this.channel = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.READ, StandardOpenOption.WRITE);
+        // two runs appending to one journal could both caption an image: the second one is refused
+        java.nio.channels.FileLock lock;
+        try {
+            lock = channel.tryLock();
+        } catch (java.nio.channels.OverlappingFileLockException e) {
+            lock = null;
+        }
+        if (lock == null) {
+            channel.close();
+            throw new PipelineException(file + " is in use by another caption run; wait for it to finish or pass another --journal");
+        }
         load();
     }
 

@@ -100,6 +100,8 @@ class CaptionUnitsTest {
             assertFalse(journal.done("c"));
             assertThrows(IllegalStateException.class, () -> journal.ok("a", "y", "t", 1));
             journal.ok("c", "A caption for c.", "t", 1);
+            var busy = assertThrows(dev.impasto.pipeline.PipelineException.class, () -> new CaptionJournal(j));
+            assertTrue(busy.getMessage().contains("in use by another caption run"));
         }
         List<String> lines = Files.readAllLines(j);
         assertEquals(3, lines.size());
