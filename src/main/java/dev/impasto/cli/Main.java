@@ -20,6 +20,9 @@ public final class Main implements Callable<Integer> {
         CommandLine cl = new CommandLine(new Main());
         cl.addSubcommand("train", TrainCommand.commandLine(System.out));
         cl.addSubcommand(new dev.impasto.lora.cli.LoraConvertCommand());
+        cl.addSubcommand(new dev.impasto.pipeline.cli.CurateCommand());
+        cl.addSubcommand(new dev.impasto.pipeline.cli.CaptionCommand());
+        cl.addSubcommand(new dev.impasto.pipeline.cli.PublishCommand());
         cl.setCaseInsensitiveEnumValuesAllowed(true);
         cl.setExecutionExceptionHandler((ex, line, parse) -> {
             line.getErr().println("impasto " + line.getCommandName() + ": " + (ex.getMessage() == null ? ex.toString() : ex.getMessage()));
