@@ -23,6 +23,10 @@ public final class RandomWeights implements WeightProvider {
         this.gain = gain;
     }
 
+    DType dtype() {
+        return dtype;
+    }
+
     long seedOf(String key) {
         long h = seed;
         for (char c : key.toCharArray()) h = h * 1_000_003L + c;
