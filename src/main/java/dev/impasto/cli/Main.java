@@ -7,7 +7,7 @@ import picocli.CommandLine.Command;
 /** The `impasto` launcher. */
 @Command(name = "impasto", mixinStandardHelpOptions = true, version = "impasto 0.1.0",
         description = "Fine-tune (LoRA) and run FLUX rectified-flow transformers on quantized weights, on NVIDIA GPUs or the CPU.",
-        subcommands = {DoctorCommand.class, dev.impasto.io.cli.InspectCommand.class, BenchCommand.class})
+        subcommands = {DoctorCommand.class, dev.impasto.io.cli.InspectCommand.class, BenchCommand.class, SampleCommand.class})
 public final class Main implements Callable<Integer> {
 
     @Override

@@ -203,7 +203,7 @@ public final class FluxModel implements AutoCloseable {
             loras.add(g);
         }
         if (loras.isEmpty()) throw new IllegalArgumentException("the LoRA config selects no layer: " + cfg.describe());
-        return Collections.unmodifiableList(loras);
+        return List.copyOf(loras);
     }
 
     /** Attaches a LoRA whose groups were built elsewhere (a LoRA file); keys must name block linears. */
@@ -228,8 +228,9 @@ public final class FluxModel implements AutoCloseable {
         return out;
     }
 
+    /** The attached groups (a snapshot). */
     public List<LoraGroup> loras() {
-        return Collections.unmodifiableList(loras);
+        return List.copyOf(loras);
     }
 
     /** Creates a LoRA group for module key (used by LoRA file readers). */
