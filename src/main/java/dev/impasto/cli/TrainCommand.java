@@ -5,7 +5,6 @@ import dev.impasto.io.flux.FluxCheckpoint;
 import dev.impasto.model.CheckpointWeights;
 import dev.impasto.model.FluxConfig;
 import dev.impasto.model.FluxModel;
-import dev.impasto.model.RandomWeights;
 import dev.impasto.model.WeightProvider;
 import dev.impasto.quant.BaseFormat;
 import dev.impasto.tensor.Backend;
@@ -84,19 +83,21 @@ public final class TrainCommand implements Callable<Integer> {
 
     static Integer run(TrainConfig cfg, boolean resume, PrintStream out) throws Exception {
         boolean toy = cfg.data.cache.isBlank();
+        boolean synthetic = cfg.data.cache.startsWith("synthetic");
         try (Backend be = Backends.open(cfg.device)) {
             DType dt = Backends.computeType(be);
             FluxConfig arch = toy ? ToyWorld.config() : FluxConfig.load(cfg.model.preset);
             String weights = cfg.model.weights;
             if (toy && weights.isBlank()) weights = ToyBase.ensure(Path.of(cfg.output, "toy-base"), System.err).toString();
             try (TrainingSet data = toy ? new ToyWorld(ToyWorld.Style.valueOf(cfg.data.toyStyle), cfg.data.toyPerClass, 11)
+                    : synthetic ? dev.impasto.train.SyntheticSet.parse(cfg.data.cache, arch.contextDim(), arch.vecDim())
                     : LatentCache.open(Path.of(cfg.data.cache))) {
                 FluxCheckpoint ckpt = weights.isBlank() ? null : FluxCheckpoint.open(Path.of(weights));
                 try (ckpt) {
                     WeightProvider wp;
                     if (ckpt == null) {
-                        System.err.println("[impasto] no --model.weights: training on RANDOM base weights (useful for benchmarks only)");
-                        wp = new RandomWeights(be, dt, 1, 1.0);
+                        System.err.println("[impasto] no --model.weights: training on RANDOM " + cfg.model.baseFormat + " base weights (benchmarks only)");
+                        wp = new dev.impasto.model.RandomQuantizedWeights(be, dt, BaseFormat.parse(cfg.model.baseFormat), 1);
                     } else {
                         if (!ckpt.isComplete()) ckpt.requireComplete();
                         int count = ckpt.weights().size();

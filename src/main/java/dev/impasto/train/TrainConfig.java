@@ -47,7 +47,7 @@ public final class TrainConfig {
     }
 
     public static final class Data {
-        @JsonPropertyDescription("Latent cache folder written by `impasto cache`; empty = the toy world")
+        @JsonPropertyDescription("Latent cache folder written by `impasto cache`; empty = the toy world; synthetic:HxW[:N] = random data of that size (timing runs)")
         public String cache = "";
         @JsonPropertyDescription("Toy world only: the style the LoRA learns (A or B)")
         public String toyStyle = "B";
