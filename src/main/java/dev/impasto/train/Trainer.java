@@ -45,6 +45,7 @@ public final class Trainer {
     public record Result(long steps, double firstLoss, double lastLossEma, long skippedSteps, Path runDir, Path lora) {}
 
     private final TrainConfig cfg;
+    private final dev.impasto.train.dist.Collective coll;
     private final Backend be;
     private final FluxModel model;
     private final TrainingSet data;
@@ -60,8 +61,18 @@ public final class Trainer {
     private final Map<String, TrainingSet.Item> samplePrompts = new LinkedHashMap<>();
 
     public Trainer(TrainConfig cfg, Backend be, FluxModel model, TrainingSet data, PrintStream log) {
+        this(cfg, be, model, data, log, dev.impasto.train.dist.Collective.SOLO);
+    }
+
+    /**
+     * A rank of data-parallel training: every rank runs this on its own device with the same config; each global
+     * batch of batchSize x world items is split among the ranks, gradients and loss are averaged across them, and
+     * rank 0 alone writes checkpoints, metrics, samples and LoRA files.
+     */
+    public Trainer(TrainConfig cfg, Backend be, FluxModel model, TrainingSet data, PrintStream log, dev.impasto.train.dist.Collective coll) {
         cfg.validate();
         this.cfg = cfg;
+        this.coll = coll;
         this.be = be;
         this.model = model;
         this.data = data;
@@ -118,19 +129,37 @@ public final class Trainer {
             }
         }
         Path metricsFile = runDir.resolve("metrics.jsonl");
-        if (st.step > 0) MetricsLog.truncateAfter(metricsFile, st.step);
-        BucketBatcher batcher = new BucketBatcher(data, cfg.training.batchSize, cfg.training.seed);
+        boolean lead = coll.rank() == 0;
+        if (st.step > 0 && lead) MetricsLog.truncateAfter(metricsFile, st.step);
+        coll.barrier();
+        int world = coll.world();
+        BucketBatcher batcher = new BucketBatcher(data, cfg.training.batchSize * world, cfg.training.seed);
+        if (world > 1)
+            for (var e : batcher.bucketSizes().entrySet())
+                if (e.getValue() < cfg.training.batchSize * world)
+                    throw new IllegalArgumentException("bucket " + e.getKey() + " has " + e.getValue() + " items, fewer than the global batch "
+                            + cfg.training.batchSize + " x " + world + " GPUs: lower training.batchSize or add data");
         LrSchedule lrs = new LrSchedule(cfg.schedule.type, cfg.optimizer.lr, cfg.schedule.warmupSteps, cfg.training.steps, cfg.schedule.minLrRatio);
         AdamWConfig adam = new AdamWConfig(cfg.optimizer.beta1, cfg.optimizer.beta2, cfg.optimizer.eps, cfg.optimizer.weightDecay, cfg.optimizer.maxGradNorm);
         TimestepSampler ts = new TimestepSampler(TimestepSampler.Kind.parse(cfg.training.timestepSampling), cfg.training.sigmoidScale,
                 cfg.training.logitMean, cfg.training.logitStd);
-        log.printf(Locale.ROOT, "[impasto] %s on %s: %s, LoRA %,d parameters in %d layers (%s), %d items in buckets %s%n", cfg.name, be.name(),
-                model.config, parameterCount(), groups.size(), String.join("; ", cfg.loraConfig().describe()), data.size(), batcher.bucketSizes());
+        if (lead) log.printf(Locale.ROOT, "[impasto] %s on %s%s: %s, LoRA %,d parameters in %d layers (%s), %d items in buckets %s%n", cfg.name, be.name(),
+                world > 1 ? " (rank 0 of " + world + ")" : "", model.config, parameterCount(), groups.size(), String.join("; ", cfg.loraConfig().describe()),
+                data.size(), batcher.bucketSizes());
         double firstLoss = Double.NaN;
+        int globalBatch = cfg.training.batchSize * world;
+        if (st.globalBatch > 0 && st.globalBatch != globalBatch) {
+            int scaled = (int) ((long) st.batchInEpoch * st.globalBatch / globalBatch);
+            if (lead) log.printf(Locale.ROOT, "[impasto] the checkpoint was written with %d items per batch, this run uses %d: continuing at batch %d of epoch %d%n",
+                    st.globalBatch, globalBatch, scaled, st.epoch);
+            st.batchInEpoch = scaled;
+        }
+        st.globalBatch = globalBatch;
         List<int[]> plan = batcher.epoch(st.epoch);
-        try (MetricsLog metrics = new MetricsLog(metricsFile, st.step > 0);
+        try (MetricsLog metrics = lead ? new MetricsLog(metricsFile, st.step > 0) : null;
              Tensor loss = be.empty(DType.F32, 1); Tensor lossSum = be.empty(DType.F32, 1); Tensor normSq = be.empty(DType.F32, 1);
-             ProgressBar bar = new ProgressBar("train", cfg.training.steps, "it")) {
+             ProgressBar bar = new ProgressBar("train", cfg.training.steps, "it", lead ? System.err : new PrintStream(java.io.OutputStream.nullOutputStream()),
+                     System.console() != null, System::nanoTime)) {
             bar.set(st.step);
             long t0 = System.nanoTime();
             while (st.step < cfg.training.steps) {
@@ -145,9 +174,15 @@ public final class Trainer {
                         st.batchInEpoch = 0;
                         plan = batcher.epoch(st.epoch);
                     }
-                    int[] batch = plan.get(st.batchInEpoch++);
-                    microStep(batch, step, micro, ts, loss);
+                    int[] global = plan.get(st.batchInEpoch++);
+                    int per = global.length / world;
+                    microStep(java.util.Arrays.copyOfRange(global, coll.rank() * per, (coll.rank() + 1) * per), coll.rank() * per, step, micro, ts, loss);
                     be.axpby(lossSum, 1.0 / cfg.training.gradAccum, loss, 1);
+                }
+                if (world > 1) {
+                    List<Tensor> reduce = new ArrayList<>(grads);
+                    reduce.add(lossSum);
+                    coll.allReduceMean(reduce);
                 }
                 be.sumOfSquares(normSq, grads);
                 double[] ln = {be.toDoubles(lossSum)[0], be.toDoubles(normSq)[0]};
@@ -175,16 +210,14 @@ public final class Trainer {
                 ObjectNode row = MetricsLog.row();
                 row.put("step", step).put("loss", lossV).put("loss_ema", st.lossEma).put("lr", lr).put("grad_norm", gradNorm)
                         .put("epoch", st.epoch).put("skipped", !finite).put("peak_bytes", be.peakBytes()).put("seconds", secs);
-                metrics.write(row);
+                if (lead) metrics.write(row);
                 bar.set(step);
                 bar.status(String.format(Locale.ROOT, "loss %.4f (avg %.4f) | lr %.2e%s", lossV, st.lossEma, lr,
                         be.isGpu() ? String.format(Locale.ROOT, " | GPU %.1f GiB", be.peakBytes() / (double) (1L << 30)) : ""));
                 boolean last = step == cfg.training.steps;
-                if ((cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0) || last) {
-                    TrainState snapshot = st;
-                    ckpts.save(snapshot, this::writeState, cfg.checkpoint.keep);
-                }
-                if ((cfg.sample.every > 0 && step % cfg.sample.every == 0) || last) sampleGrid(step);
+                if (lead && ((cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0) || last))
+                    ckpts.save(st, this::writeState, cfg.checkpoint.keep);
+                if (lead && ((cfg.sample.every > 0 && step % cfg.sample.every == 0) || last)) sampleGrid(step);
                 afterStep.accept(step);
             }
         } catch (CudaOutOfMemoryException e) {
@@ -193,6 +226,8 @@ public final class Trainer {
                     + ", peak so far " + CudaOutOfMemoryException.human(be.peakBytes()) + "): " + e.getMessage()
                     + (cfg.training.gradientCheckpointing ? "" : " Turn on --training.gradientCheckpointing true first."), e);
         }
+        coll.barrier();
+        if (!lead) return new Result(st.step, firstLoss, st.lossEma, st.skippedSteps, runDir, runDir.resolve("lora.safetensors"));
         LossPlot.write(metricsFile, runDir.resolve("loss.png"), cfg.name + ": training loss");
         Path lora = writeLoraFiles();
         log.printf(Locale.ROOT, "[impasto] done: %d steps, loss %.4f -> %.4f (moving average), %d skipped; LoRA in %s%n",
@@ -201,14 +236,18 @@ public final class Trainer {
     }
 
     /** Forward, loss and backward of one micro-batch; gradients accumulate, loss (F32 [1]) receives the batch MSE. */
-    private void microStep(int[] batch, long step, int micro, TimestepSampler ts, Tensor loss) {
+    /**
+     * Forward, loss and backward of this rank's part of a micro-batch; {@code globalFirst} is the position of batch[0] in
+     * the global batch: every random draw of an item is keyed by (seed, step, micro-batch, global position), so N
+     * ranks see exactly the noise and timesteps one rank would for the whole global batch.
+     */
+    private void microStep(int[] batch, int globalFirst, long step, int micro, TimestepSampler ts, Tensor loss) {
         int b = batch.length;
         List<TrainingSet.Item> items = new ArrayList<>(b);
         for (int i : batch) items.add(data.item(i));
         TrainingSet.Item first = items.getFirst();
         int c = first.channels(), h = first.height(), w = first.width();
         int gh = h / 2, gw = w / 2, len = gh * gw, feat = c * 4, lt = first.textLen();
-        SplittableRandom r = new SplittableRandom(mix(cfg.training.seed, step, micro));
         float[] x0 = new float[b * len * feat], txt = new float[b * lt * data.textDim()], y = new float[b * data.pooledDim()];
         double[] t = new double[b];
         TrainingSet.Item empty = null;
@@ -217,6 +256,7 @@ public final class Trainer {
             if (it.channels() != c || it.height() != h || it.width() != w || it.textLen() != lt)
                 throw new IllegalStateException("batch mixes latent sizes: bucketing is broken");
             System.arraycopy(Latents.pack(it.latent(), c, h, w), 0, x0, k * len * feat, len * feat);
+            SplittableRandom r = new SplittableRandom(mix(cfg.training.seed, step, micro * 1_000_003L + globalFirst + k));
             TrainingSet.Item cond = it;
             if (r.nextDouble() < cfg.training.captionDropout) cond = empty != null ? empty : (empty = data.emptyPrompt());
             System.arraycopy(cond.text(), 0, txt, k * lt * data.textDim(), lt * data.textDim());
@@ -230,7 +270,8 @@ public final class Trainer {
              Tensor target = be.empty(dt, b, len, feat); Tensor grad = be.empty(dt, b, len, feat);
              Tensor pe = Rope.tensor(be, model.config, lt, gh, gw)) {
             be.fill(tg, cfg.training.guidance);
-            be.randn(noise, mix(cfg.training.seed ^ 0x5EED, step, micro));
+            for (int k = 0; k < b; k++)
+                be.randn(noise.rows((long) k * len, (long) (k + 1) * len), mix(cfg.training.seed ^ 0x5EED, step, micro * 1_000_003L + globalFirst + k));
             be.flowMatchMix(xt, target, tx0, noise, tt);
             LoraContext ctx = LoraContext.training(mix(cfg.training.seed ^ 0xD50, step, micro));
             try (FluxModel.Pass p = model.forwardTrain(new FluxModel.Inputs(xt, ttxt, ty, tt, model.config.guidanceEmbed() ? tg : null, pe), ctx)) {
