@@ -109,7 +109,7 @@ class CacheCommandTest {
     void aCrashLosesAtMostTheItemInFlight(@TempDir Path tmp) throws Exception {
         Path data = dataset(tmp.resolve("data"));
         CpuBackend be = new CpuBackend();
-        CacheBuilder.Settings s = CacheBuilder.Settings.defaults(32);
+        CacheBuilder.Settings s = CacheBuilder.Settings.defaults(16);
         float[] reference;
         try (FluxEncoders enc = FluxEncoders.random(be, DType.F32, FluxEncoders.Configs.tiny(), 3)) {
             new CacheBuilder(enc, s, System.err).build(data, tmp.resolve("whole"));
