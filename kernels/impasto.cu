@@ -2,3 +2,4 @@
 // All kernels are extern "C" so that the runtime finds them by name with cuModuleGetFunction.
 #include "common.cuh"
 #include "selftest.cu"
+#include "encoders.cu"

@@ -23,6 +23,7 @@ public final class Main implements Callable<Integer> {
         cl.addSubcommand(new dev.impasto.pipeline.cli.CurateCommand());
         cl.addSubcommand(new dev.impasto.pipeline.cli.CaptionCommand());
         cl.addSubcommand(new dev.impasto.pipeline.cli.PublishCommand());
+        cl.addSubcommand(new dev.impasto.encoders.cli.CacheCommand());
         cl.setCaseInsensitiveEnumValuesAllowed(true);
         cl.setExecutionExceptionHandler((ex, line, parse) -> {
             line.getErr().println("impasto " + line.getCommandName() + ": " + (ex.getMessage() == null ? ex.toString() : ex.getMessage()));

@@ -226,6 +226,75 @@ public interface Backend extends AutoCloseable {
     /** True if any element of any tensor is NaN or infinite (synchronises). */
     boolean hasNonFinite(List<Tensor> tensors);
 
+    // ---------------------------------------------------------------- text encoders and autoencoder (inference only)
+    // Image tensors are NCHW ([B, C, H, W], contiguous). These ops have no backward: the encoders are frozen and run
+    // without gradients. Backends that lack one throw UnsupportedOperationException naming the op.
+
+    private UnsupportedOperationException missing(String op) {
+        return new UnsupportedOperationException(op + " is not implemented on " + name());
+    }
+
+    /** out[i, :] = table[ids[i], :]: ids I32 (any shape, N elements), table [V, D], out [N, D]. Ids outside [0, V) are an error. */
+    default void embedding(Tensor out, Tensor ids, Tensor table) {
+        throw missing("embedding");
+    }
+
+    /** T5's RMSNorm: out = weight * x / sqrt(mean(x^2) + eps) over the last dimension, statistics in fp32 or wider. */
+    default void rmsNorm(Tensor out, Tensor x, Tensor weight, double eps) {
+        throw missing("rmsNorm");
+    }
+
+    /** LayerNorm with affine parameters over the last dimension (biased variance): weight [D], bias [D] or null. */
+    default void layerNorm(Tensor out, Tensor x, Tensor weight, Tensor bias, double eps) {
+        throw missing("layerNorm");
+    }
+
+    /** CLIP's quick GELU: x * sigmoid(1.702 x). */
+    default void quickGelu(Tensor out, Tensor x) {
+        throw missing("quickGelu");
+    }
+
+    /**
+     * Inference attention per batch element and head: out = softmax(scale * q k^T + bias[h] (+ causal mask)) v.
+     * q, out [batch * Lq, H * Dh], k, v [batch * Lk, H * Dh] (BLHD, row strides allowed); bias F32 [H, Lq, Lk] shared by
+     * the batch, or null; causal masks key j > query i. Softmax in fp32; no log-sum-exp is kept.
+     */
+    default void attentionInference(Tensor out, Tensor q, Tensor k, Tensor v, int batch, int heads, double scale, Tensor bias,
+                                    boolean causal) {
+        throw missing("attentionInference");
+    }
+
+    /**
+     * 2-D convolution, NCHW: x [B, Cin, H, W], weight [Cout, Cin, kh, kw], bias [Cout] or null, out [B, Cout, Ho, Wo] with
+     * Ho = (H + 2 padding - kh) / stride + 1 (Wo likewise). Zero padding on all four sides.
+     */
+    default void conv2d(Tensor out, Tensor x, Tensor weight, Tensor bias, int stride, int padding) {
+        throw missing("conv2d");
+    }
+
+    /**
+     * GroupNorm over x [B, C, ...] (C split into {@code groups} groups of consecutive channels, statistics over each group's
+     * channels and positions, biased variance), then out = norm * weight[c] + bias[c], then SiLU when {@code silu}.
+     */
+    default void groupNorm(Tensor out, Tensor x, int groups, Tensor weight, Tensor bias, double eps, boolean silu) {
+        throw missing("groupNorm");
+    }
+
+    /** Nearest-neighbour 2x upsampling: x [B, C, H, W] -> out [B, C, 2H, 2W]. */
+    default void upsampleNearest2x(Tensor out, Tensor x) {
+        throw missing("upsampleNearest2x");
+    }
+
+    /** Zero padding: x [B, C, H, W] -> out [B, C, top + H + bottom, left + W + right]. */
+    default void pad2d(Tensor out, Tensor x, int top, int bottom, int left, int right) {
+        throw missing("pad2d");
+    }
+
+    /** Batched transpose of contiguous tensors: x [B, M, N] -> out [B, N, M] (rank 2: one matrix). */
+    default void transpose(Tensor out, Tensor x) {
+        throw missing("transpose");
+    }
+
     @Override
     void close();
 }

@@ -799,6 +799,238 @@ public final class CpuBackend implements Backend {
         return false;
     }
 
+    // ------------------------------------------------------------------ text encoders and autoencoder (inference)
+
+    /** Index of element 0 of a tensor whose elements must be one contiguous run (image ops, embedding tables). */
+    private static int contiguousBase(CpuTensor t, String op) {
+        if (!t.isContiguous()) throw new IllegalArgumentException(op + ": " + t + " must be contiguous");
+        return t.base(0);
+    }
+
+    private static int[] nchw(Tensor t, String op, String what) {
+        if (t.rank() != 4) throw new IllegalArgumentException(op + ": " + what + " must be [B, C, H, W], got " + t);
+        return new int[] {(int) t.dim(0), (int) t.dim(1), (int) t.dim(2), (int) t.dim(3)};
+    }
+
+    @Override
+    public void embedding(Tensor out, Tensor ids, Tensor table) {
+        CpuTensor o = cpu(out), tb = cpu(table);
+        double[] id = toDoubles(ids);
+        if (tb.rank() != 2) throw new IllegalArgumentException("embedding: table must be [V, D], got " + table);
+        int vocab = (int) tb.dim(0), d = (int) tb.cols();
+        if (o.rows() != id.length || o.cols() != d)
+            throw new IllegalArgumentException("embedding: output " + out + " is not [" + id.length + ", " + d + "]");
+        for (int i = 0; i < id.length; i++) {
+            int v = (int) id[i];
+            if (v < 0 || v >= vocab) throw new IllegalArgumentException("embedding: id " + v + " at position " + i + " is outside the vocabulary [0, " + vocab + ")");
+            int bo = o.base(i), bt = tb.base(v);
+            for (int c = 0; c < d; c++) o.data()[bo + c] = o.dtype().round(tb.data()[bt + c]);
+        }
+    }
+
+    @Override
+    public void rmsNorm(Tensor out, Tensor x, Tensor weight, double eps) {
+        CpuTensor o = cpu(out), xi = cpu(x);
+        sameMatrix(o, xi, "rmsNorm");
+        double[] w = toDoubles(weight);
+        if (w.length != xi.cols()) throw new IllegalArgumentException("rmsNorm: weight " + weight + " does not match " + xi.cols() + " columns");
+        int d = (int) xi.cols();
+        IntStream.range(0, (int) xi.rows()).parallel().forEach(r -> {
+            int bx = xi.base(r), bo = o.base(r);
+            double ss = 0;
+            for (int c = 0; c < d; c++) ss += xi.data()[bx + c] * xi.data()[bx + c];
+            double rs = 1 / Math.sqrt(ss / d + eps);
+            for (int c = 0; c < d; c++) o.data()[bo + c] = o.dtype().round(w[c] * (xi.data()[bx + c] * rs));
+        });
+    }
+
+    @Override
+    public void layerNorm(Tensor out, Tensor x, Tensor weight, Tensor bias, double eps) {
+        CpuTensor o = cpu(out), xi = cpu(x);
+        sameMatrix(o, xi, "layerNorm");
+        double[] w = toDoubles(weight), b = bias == null ? null : toDoubles(bias);
+        int d = (int) xi.cols();
+        if (w.length != d || (b != null && b.length != d))
+            throw new IllegalArgumentException("layerNorm: weight/bias do not match " + d + " columns");
+        IntStream.range(0, (int) xi.rows()).parallel().forEach(r -> {
+            int bx = xi.base(r), bo = o.base(r);
+            double mu = 0;
+            for (int c = 0; c < d; c++) mu += xi.data()[bx + c];
+            mu /= d;
+            double var = 0;
+            for (int c = 0; c < d; c++) var += (xi.data()[bx + c] - mu) * (xi.data()[bx + c] - mu);
+            double rs = 1 / Math.sqrt(var / d + eps);
+            for (int c = 0; c < d; c++)
+                o.data()[bo + c] = o.dtype().round((xi.data()[bx + c] - mu) * rs * w[c] + (b == null ? 0 : b[c]));
+        });
+    }
+
+    @Override
+    public void quickGelu(Tensor out, Tensor x) {
+        zip(out, x, null, 0, (v, u) -> v * sigmoid(1.702 * v));
+    }
+
+    @Override
+    public void attentionInference(Tensor out, Tensor q, Tensor k, Tensor v, int batch, int heads, double scale, Tensor bias,
+                                   boolean causal) {
+        CpuTensor o = cpu(out), qi = cpu(q), ki = cpu(k), vi = cpu(v);
+        if (qi.cols() % heads != 0 || ki.cols() != qi.cols() || vi.cols() != qi.cols() || o.cols() != qi.cols())
+            throw new IllegalArgumentException("attentionInference: q/k/v/out widths must be equal multiples of " + heads + " heads");
+        if (qi.rows() % batch != 0 || ki.rows() % batch != 0 || vi.rows() != ki.rows() || o.rows() != qi.rows())
+            throw new IllegalArgumentException("attentionInference: rows of q " + q + ", k " + k + ", v " + v + ", out " + out + " don't fit batch " + batch);
+        int dh = (int) (qi.cols() / heads), lq = (int) (qi.rows() / batch), lk = (int) (ki.rows() / batch);
+        double[] bs = null;
+        if (bias != null) {
+            if (bias.numel() != (long) heads * lq * lk)
+                throw new IllegalArgumentException("attentionInference: bias " + bias + " is not [" + heads + ", " + lq + ", " + lk + "]");
+            bs = toDoubles(bias);
+        }
+        double[] bias0 = bs;
+        IntStream.range(0, batch * heads).parallel().forEach(bh -> {
+            int b = bh / heads, h = bh % heads;
+            double[] s = new double[lk];
+            for (int i = 0; i < lq; i++) {
+                int qb = qi.base((long) b * lq + i) + h * dh;
+                double max = Double.NEGATIVE_INFINITY;
+                int kmax = causal ? Math.min(lk, i + 1) : lk;
+                for (int j = 0; j < kmax; j++) {
+                    int kb = ki.base((long) b * lk + j) + h * dh;
+                    double acc = 0;
+                    for (int d = 0; d < dh; d++) acc += qi.data()[qb + d] * ki.data()[kb + d];
+                    s[j] = acc * scale + (bias0 == null ? 0 : bias0[(h * lq + i) * lk + j]);
+                    max = Math.max(max, s[j]);
+                }
+                double sum = 0;
+                for (int j = 0; j < kmax; j++) sum += (s[j] = Math.exp(s[j] - max));
+                int ob = o.base((long) b * lq + i) + h * dh;
+                double[] acc = new double[dh];
+                for (int j = 0; j < kmax; j++) {
+                    int vb = vi.base((long) b * lk + j) + h * dh;
+                    double p = s[j] / sum;
+                    for (int d = 0; d < dh; d++) acc[d] += p * vi.data()[vb + d];
+                }
+                for (int d = 0; d < dh; d++) o.data()[ob + d] = o.dtype().round(acc[d]);
+            }
+        });
+    }
+
+    @Override
+    public void conv2d(Tensor out, Tensor x, Tensor weight, Tensor bias, int stride, int padding) {
+        CpuTensor o = cpu(out), xi = cpu(x), wt = cpu(weight);
+        int[] xs = nchw(xi, "conv2d", "x"), os = nchw(o, "conv2d", "out"), ws = nchw(wt, "conv2d", "weight");
+        int batch = xs[0], cin = xs[1], h = xs[2], w = xs[3], cout = ws[0], kh = ws[2], kw = ws[3];
+        if (ws[1] != cin) throw new IllegalArgumentException("conv2d: weight " + weight + " takes " + ws[1] + " input channels, x has " + cin);
+        if (stride < 1 || padding < 0) throw new IllegalArgumentException("conv2d: stride " + stride + ", padding " + padding);
+        int ho = (h + 2 * padding - kh) / stride + 1, wo = (w + 2 * padding - kw) / stride + 1;
+        if (os[0] != batch || os[1] != cout || os[2] != ho || os[3] != wo)
+            throw new IllegalArgumentException("conv2d: output " + out + " is not [" + batch + ", " + cout + ", " + ho + ", " + wo + "]");
+        double[] bv = bias == null ? null : toDoubles(bias);
+        if (bv != null && bv.length != cout) throw new IllegalArgumentException("conv2d: bias " + bias + " is not [" + cout + "]");
+        int xb = contiguousBase(xi, "conv2d"), wb = contiguousBase(wt, "conv2d"), ob = contiguousBase(o, "conv2d");
+        double[] xd = xi.data(), wd = wt.data(), od = o.data();
+        DType dt = o.dtype();
+        IntStream.range(0, batch * cout).parallel().forEach(bc -> {
+            int b = bc / cout, co = bc % cout;
+            double[] acc = new double[ho * wo];
+            for (int ci = 0; ci < cin; ci++) {
+                int xc = xb + (b * cin + ci) * h * w;
+                for (int ky = 0; ky < kh; ky++)
+                    for (int kx = 0; kx < kw; kx++) {
+                        double wv = wd[wb + ((co * cin + ci) * kh + ky) * kw + kx];
+                        if (wv == 0) continue;
+                        for (int oy = 0; oy < ho; oy++) {
+                            int iy = oy * stride - padding + ky;
+                            if (iy < 0 || iy >= h) continue;
+                            int row = xc + iy * w, arow = oy * wo;
+                            for (int ox = 0; ox < wo; ox++) {
+                                int ix = ox * stride - padding + kx;
+                                if (ix >= 0 && ix < w) acc[arow + ox] += wv * xd[row + ix];
+                            }
+                        }
+                    }
+            }
+            int base = ob + (b * cout + co) * ho * wo;
+            double bb = bv == null ? 0 : bv[co];
+            for (int i = 0; i < ho * wo; i++) od[base + i] = dt.round(acc[i] + bb);
+        });
+    }
+
+    @Override
+    public void groupNorm(Tensor out, Tensor x, int groups, Tensor weight, Tensor bias, double eps, boolean silu) {
+        CpuTensor o = cpu(out), xi = cpu(x);
+        if (xi.rank() < 2 || o.numel() != xi.numel()) throw new IllegalArgumentException("groupNorm: x " + x + " and out " + out + " must be [B, C, ...] of one size");
+        int batch = (int) xi.dim(0), ch = (int) xi.dim(1);
+        if (groups < 1 || ch % groups != 0) throw new IllegalArgumentException("groupNorm: " + ch + " channels don't split into " + groups + " groups");
+        int spatial = (int) (xi.numel() / ((long) batch * ch)), cpg = ch / groups, n = cpg * spatial;
+        double[] w = toDoubles(weight), bv = bias == null ? null : toDoubles(bias);
+        if (w.length != ch || (bv != null && bv.length != ch)) throw new IllegalArgumentException("groupNorm: weight/bias must have " + ch + " elements");
+        int xb = contiguousBase(xi, "groupNorm"), obase = contiguousBase(o, "groupNorm");
+        double[] xd = xi.data(), od = o.data();
+        DType dt = o.dtype();
+        IntStream.range(0, batch * groups).parallel().forEach(bg -> {
+            int start = bg * n;
+            double mu = 0;
+            for (int i = 0; i < n; i++) mu += xd[xb + start + i];
+            mu /= n;
+            double var = 0;
+            for (int i = 0; i < n; i++) var += (xd[xb + start + i] - mu) * (xd[xb + start + i] - mu);
+            double rs = 1 / Math.sqrt(var / n + eps);
+            int g = bg % groups;
+            for (int i = 0; i < n; i++) {
+                int c = g * cpg + i / spatial;
+                double v = (xd[xb + start + i] - mu) * rs * w[c] + (bv == null ? 0 : bv[c]);
+                if (silu) v = v * sigmoid(v);
+                od[obase + start + i] = dt.round(v);
+            }
+        });
+    }
+
+    @Override
+    public void upsampleNearest2x(Tensor out, Tensor x) {
+        CpuTensor o = cpu(out), xi = cpu(x);
+        int[] xs = nchw(xi, "upsampleNearest2x", "x"), os = nchw(o, "upsampleNearest2x", "out");
+        if (os[0] != xs[0] || os[1] != xs[1] || os[2] != 2 * xs[2] || os[3] != 2 * xs[3])
+            throw new IllegalArgumentException("upsampleNearest2x: output " + out + " is not twice " + x);
+        int h = xs[2], w = xs[3], planes = xs[0] * xs[1];
+        int xb = contiguousBase(xi, "upsampleNearest2x"), ob = contiguousBase(o, "upsampleNearest2x");
+        for (int p = 0; p < planes; p++)
+            for (int y = 0; y < 2 * h; y++)
+                for (int xx = 0; xx < 2 * w; xx++)
+                    o.data()[ob + (p * 2 * h + y) * 2 * w + xx] = o.dtype().round(xi.data()[xb + (p * h + y / 2) * w + xx / 2]);
+    }
+
+    @Override
+    public void pad2d(Tensor out, Tensor x, int top, int bottom, int left, int right) {
+        CpuTensor o = cpu(out), xi = cpu(x);
+        int[] xs = nchw(xi, "pad2d", "x"), os = nchw(o, "pad2d", "out");
+        if (top < 0 || bottom < 0 || left < 0 || right < 0) throw new IllegalArgumentException("pad2d: negative padding");
+        if (os[0] != xs[0] || os[1] != xs[1] || os[2] != xs[2] + top + bottom || os[3] != xs[3] + left + right)
+            throw new IllegalArgumentException("pad2d: output " + out + " does not fit " + x + " padded by (" + top + ", " + bottom + ", " + left + ", " + right + ")");
+        int h = xs[2], w = xs[3], ho = os[2], wo = os[3], planes = xs[0] * xs[1];
+        int xb = contiguousBase(xi, "pad2d"), ob = contiguousBase(o, "pad2d");
+        for (int p = 0; p < planes; p++)
+            for (int y = 0; y < ho; y++)
+                for (int xx = 0; xx < wo; xx++) {
+                    int iy = y - top, ix = xx - left;
+                    double v = iy >= 0 && iy < h && ix >= 0 && ix < w ? xi.data()[xb + (p * h + iy) * w + ix] : 0;
+                    o.data()[ob + (p * ho + y) * wo + xx] = o.dtype().round(v);
+                }
+    }
+
+    @Override
+    public void transpose(Tensor out, Tensor x) {
+        CpuTensor o = cpu(out), xi = cpu(x);
+        if (xi.rank() < 2 || o.rank() != xi.rank()) throw new IllegalArgumentException("transpose: " + x + " -> " + out);
+        int m = (int) xi.dim(-2), n = (int) xi.dim(-1), batch = (int) (xi.numel() / ((long) m * n));
+        if (o.dim(-2) != n || o.dim(-1) != m || o.numel() != xi.numel())
+            throw new IllegalArgumentException("transpose: output " + out + " is not the transpose of " + x);
+        int xb = contiguousBase(xi, "transpose"), ob = contiguousBase(o, "transpose");
+        for (int b = 0; b < batch; b++)
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < n; j++)
+                    o.data()[ob + (b * n + j) * m + i] = o.dtype().round(xi.data()[xb + (b * m + i) * n + j]);
+    }
+
     @Override
     public void close() {}
 
