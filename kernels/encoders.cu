@@ -3,48 +3,11 @@
 // 2x upsampling, zero padding, batched transpose, im2col and per-channel bias for the fallback convolution.
 // Launch geometry and argument order are set by dev.impasto.tensor.cuda.CudaEncoderOps; every kernel loops with a
 // grid stride, so any grid size is correct. Helpers live in namespace impasto_enc to stay clear of other files.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <stdint.h>
+#include "common.cuh"
 
 namespace impasto_enc {
 
-__device__ __forceinline__ float to_f(float v) { return v; }
-__device__ __forceinline__ float to_f(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ float to_f(__half v) { return __half2float(v); }
-
-template <typename T> __device__ __forceinline__ T from_f(float v);
-template <> __device__ __forceinline__ float from_f<float>(float v) { return v; }
-template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
-template <> __device__ __forceinline__ __half from_f<__half>(float v) { return __float2half_rn(v); }
-
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-__device__ __forceinline__ float warp_max(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
-
-// Block-wide sum / max; blockDim.x a multiple of 32 (<= 1024). Every thread gets the result. Safe to call repeatedly.
-__device__ float block_sum(float v) {
-  __shared__ float part[32];
-  __shared__ float total;
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  v = warp_sum(v);
-  __syncthreads();
-  if (lane == 0) part[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    float s = lane < (int)(blockDim.x >> 5) ? part[lane] : 0.f;
-    s = warp_sum(s);
-    if (lane == 0) total = s;
-  }
-  __syncthreads();
-  return total;
-}
+// to_f/from_f, warp_sum/warp_max and block_sum come from common.cuh
 
 __device__ float block_max(float v) {
   __shared__ float part[32];

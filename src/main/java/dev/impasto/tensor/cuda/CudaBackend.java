@@ -105,13 +105,41 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** Grid for row-wise kernels: one block per row, capped; kernels loop over the rest. */
-    static int rowGrid(long rows) {
-        return (int) Math.max(1, Math.min(rows, 65535L * 16));
+    /** Grid for warp-per-row kernels (8 rows per 256-thread block); kernels loop over the rest. */
+    static int warpGrid(long items) {
+        return (int) Math.max(1, Math.min((items + 7) / 8, 65535L * 16));
     }
 
-    static int elemGrid(long n) {
-        return (int) Math.max(1, Math.min((n + BLOCK - 1) / BLOCK, 65535L * 32));
+    /**
+     * Grid for elementwise kernels over n elements of {@code t}: one 16-byte vector per thread, at most 32 blocks per
+     * multiprocessor (the kernels' grid-stride loops take the rest).
+     */
+    int elemGrid(long n, DType t) {
+        long vec = 16 / Math.max(1, t.byteSize());
+        long blocks = (n + vec * BLOCK - 1) / (vec * BLOCK);
+        return (int) Math.max(1, Math.min(blocks, 32L * ctx.info.multiprocessors()));
+    }
+
+    /** Grid for reductions that end in one atomic per block. */
+    int reduceGrid(long n, DType t) {
+        return Math.min(elemGrid(n, t), 4 * ctx.info.multiprocessors());
+    }
+
+    private final java.util.Set<String> sharedRaised = new java.util.HashSet<>();
+
+    /** The kernel, with its dynamic shared-memory limit raised to {@code bytes} when that is over the 48 KiB default. */
+    Kernel kernelWithShared(String name, int bytes) {
+        Kernel k = kernel(name);
+        if (bytes > 48 * 1024 && sharedRaised.add(name + "@" + bytes)) k.setMaxDynamicShared(bytes);
+        return k;
+    }
+
+    /** Column-reduction split: enough (columns / 32) x batches x splits blocks for about 4 per multiprocessor. */
+    int colsumSplits(long cols, long batches, long rowsPerBatch) {
+        long xBlocks = Math.max(1, (cols + 31) / 32) * Math.max(1, batches);
+        long want = Math.max(1, (4L * ctx.info.multiprocessors() + xBlocks - 1) / xBlocks);
+        long maxByRows = Math.max(1, rowsPerBatch / 64); // at least 64 rows per split
+        return (int) Math.min(Math.min(want, maxByRows), 65535);
     }
 
     // ------------------------------------------------------------------ memory
@@ -232,7 +260,7 @@ public final class CudaBackend implements Backend {
                 Memcpy.deviceToDevice(cu(d.rows(r, r + 1)).address(), cu(s.rows(r, r + 1)).address(), d.cols() * d.dtype().byteSize(), ctx.stream());
             return;
         }
-        kernel("impasto_convert_" + sfx(s.dtype()) + "_" + sfx(d.dtype())).launch(ctx.stream(), elemGrid(d.numel()), 1, 1, BLOCK, 1, 1, 0,
+        kernel("impasto_convert_" + sfx(s.dtype()) + "_" + sfx(d.dtype())).launch(ctx.stream(), elemGrid(d.numel(), DType.BF16), 1, 1, BLOCK, 1, 1, 0,
                 d.address(), d.rowStride(), s.address(), s.rowStride(), d.rows(), d.cols());
     }
 
@@ -249,7 +277,7 @@ public final class CudaBackend implements Backend {
             Memcpy.memsetD8(c.address(), (byte) (int) value, c.numel(), ctx.stream());
             return;
         }
-        kernel("impasto_fill_" + sfx(c.dtype())).launch(ctx.stream(), elemGrid(c.numel()), 1, 1, BLOCK, 1, 1, 0,
+        kernel("impasto_fill_" + sfx(c.dtype())).launch(ctx.stream(), elemGrid(c.numel(), c.dtype()), 1, 1, BLOCK, 1, 1, 0,
                 c.address(), c.rowStride(), c.rows(), c.cols(), (float) value);
     }
 
@@ -257,7 +285,7 @@ public final class CudaBackend implements Backend {
     public void randn(Tensor out, long seed) {
         enter();
         CudaTensor c = cu(out);
-        kernel("impasto_randn_" + sfx(c.dtype())).launch(ctx.stream(), elemGrid((c.numel() + 3) / 4), 1, 1, BLOCK, 1, 1, 0,
+        kernel("impasto_randn_" + sfx(c.dtype())).launch(ctx.stream(), elemGrid(c.numel(), DType.F32), 1, 1, BLOCK, 1, 1, 0,
                 c.address(), c.rowStride(), c.rows(), c.cols(), seed);
     }
 
@@ -265,7 +293,7 @@ public final class CudaBackend implements Backend {
     public void rand(Tensor out, long seed) {
         enter();
         CudaTensor c = cu(out);
-        kernel("impasto_rand_" + sfx(c.dtype())).launch(ctx.stream(), elemGrid((c.numel() + 3) / 4), 1, 1, BLOCK, 1, 1, 0,
+        kernel("impasto_rand_" + sfx(c.dtype())).launch(ctx.stream(), elemGrid(c.numel(), DType.F32), 1, 1, BLOCK, 1, 1, 0,
                 c.address(), c.rowStride(), c.rows(), c.cols(), seed);
     }
 
@@ -276,8 +304,10 @@ public final class CudaBackend implements Backend {
         CudaTensor o = cu(out), xi = cu(x);
         sameMatrix(o, xi, "dropout");
         sameType("dropout", o, xi);
-        kernel("impasto_dropout_" + sfx(o.dtype())).launch(ctx.stream(), elemGrid((o.numel() + 3) / 4), 1, 1, BLOCK, 1, 1, 0,
-                o.address(), o.rowStride(), xi.address(), xi.rowStride(), o.rows(), o.cols(), (float) p, seed);
+        // keep = (top 24 bits of the uniform) >= ceil(p 2^24): exactly u >= p for the uniforms u = bits 2^-24
+        int threshold = (int) Math.ceil(p * 0x1p24);
+        kernel("impasto_dropout_" + sfx(o.dtype())).launch(ctx.stream(), elemGrid(o.numel(), DType.F32), 1, 1, BLOCK, 1, 1, 0,
+                o.address(), o.rowStride(), xi.address(), xi.rowStride(), o.rows(), o.cols(), threshold, (float) (1 / (1 - p)), seed);
     }
 
     @Override
@@ -321,21 +351,49 @@ public final class CudaBackend implements Backend {
         long n = transB ? bm.rows() : bm.cols(), kb = transB ? bm.cols() : bm.rows();
         if (k != kb) throw new IllegalArgumentException("gemm: inner dimensions differ: " + a + (transA ? "^T" : "") + " x " + b + (transB ? "^T" : ""));
         if (o.rows() != m || o.cols() != n) throw new IllegalArgumentException("gemm: output " + o + " is not [" + m + ", " + n + "]");
-        Tensor tmp = null;
+        List<Tensor> temps = new java.util.ArrayList<>();
         try {
-            if (am.dtype() != bm.dtype()) { // cuBLASLt wants one input type: convert the F32 side down
-                CudaTensor conv = am.dtype() == DType.F32 ? am : bm;
-                DType target = am.dtype() == DType.F32 ? bm.dtype() : am.dtype();
-                tmp = empty(target, conv.rows(), conv.cols());
-                copy(tmp, conv);
-                if (conv == am) am = cu(tmp);
-                else bm = cu(tmp);
-            }
+            // cuBLASLt wants one input type (the F32 side is converted down) and 16-byte aligned rows (odd views are staged)
+            DType in = am.dtype() == bm.dtype() ? am.dtype() : am.dtype() == DType.F32 ? bm.dtype() : am.dtype();
+            am = blasOperand(am, in, temps);
+            bm = blasOperand(bm, in, temps);
+            CudaTensor od = blasOutput(o, beta, temps);
             ctx.blas().matmul(CublasLt.Gemm.of(m, n, k, transA, transB, blasType(am.dtype()), am.address(), am.rowStride(),
-                    bm.address(), bm.rowStride(), blasType(o.dtype()), o.address(), o.rowStride(), (float) alpha, (float) beta), ctx.stream());
+                    bm.address(), bm.rowStride(), blasType(od.dtype()), od.address(), od.rowStride(), (float) alpha, (float) beta), ctx.stream());
+            if (od != o) copy(o, od);
         } finally {
-            if (tmp != null) tmp.close();
+            for (Tensor t : temps) t.close();
         }
+    }
+
+    /** Whether cuBLASLt takes t as it is: 16-byte aligned start and row stride. */
+    static boolean blasAligned(CudaTensor t) {
+        return t.address() % 16 == 0 && (t.rows() <= 1 || (t.rowStride() * t.dtype().byteSize()) % 16 == 0);
+    }
+
+    /** An uninitialised [rows, cols] view whose rows start on 16-byte boundaries (its parent goes into temps). */
+    private CudaTensor alignedEmpty(DType type, long rows, long cols, List<Tensor> temps) {
+        long per = 16 / type.byteSize();
+        long ld = Math.max(per, (cols + per - 1) / per * per);
+        Tensor p = empty(type, Math.max(1, rows), ld);
+        temps.add(p);
+        return cu(p.rows(0, rows).cols(0, cols));
+    }
+
+    /** t, or an aligned copy of it in the given type. */
+    private CudaTensor blasOperand(CudaTensor t, DType type, List<Tensor> temps) {
+        if (t.dtype() == type && blasAligned(t)) return t;
+        CudaTensor c = alignedEmpty(type, t.rows(), t.cols(), temps);
+        copy(c, t);
+        return c;
+    }
+
+    /** o, or an aligned stand-in (holding o's values when beta reads them) that the caller copies back. */
+    private CudaTensor blasOutput(CudaTensor o, double beta, List<Tensor> temps) {
+        if (blasAligned(o)) return o;
+        CudaTensor c = alignedEmpty(o.dtype(), o.rows(), o.cols(), temps);
+        if (beta != 0) copy(c, o);
+        return c;
     }
 
     /** Rows of x at or under which a quantized weight is applied by a dequantizing GEMV instead of a GEMM. */
@@ -370,20 +428,22 @@ public final class CudaBackend implements Backend {
     }
 
     private void denseLinear(CudaTensor o, CudaTensor x, CudaTensor w, Tensor bias, double beta) {
-        CudaTensor xin = x;
-        Tensor tmp = null;
+        List<Tensor> temps = new java.util.ArrayList<>();
         try {
-            if (x.dtype() != w.dtype()) {
-                tmp = empty(w.dtype(), x.rows(), x.cols());
-                copy(tmp, x);
-                xin = cu(tmp);
+            CudaTensor xin = blasOperand(x, w.dtype(), temps);
+            CudaTensor wm = blasOperand(w, w.dtype(), temps);
+            CudaTensor od = blasOutput(o, beta, temps);
+            CublasLt.Gemm g = CublasLt.Gemm.of(xin.rows(), wm.rows(), wm.cols(), false, true, blasType(wm.dtype()), xin.address(), xin.rowStride(),
+                    wm.address(), wm.rowStride(), blasType(od.dtype()), od.address(), od.rowStride(), 1f, (float) beta);
+            if (bias != null) {
+                if (bias.numel() != o.cols() || !bias.isContiguous())
+                    throw new IllegalArgumentException("linear: bias " + bias + " must be a contiguous vector of " + o.cols());
+                g = g.withBias(addr(bias), blasType(bias.dtype()));
             }
-            CublasLt.Gemm g = CublasLt.Gemm.of(xin.rows(), w.rows(), w.cols(), false, true, blasType(w.dtype()), xin.address(), xin.rowStride(),
-                    w.address(), w.rowStride(), blasType(o.dtype()), o.address(), o.rowStride(), 1f, (float) beta);
-            if (bias != null) g = g.withBias(addr(bias), blasType(bias.dtype()));
             ctx.blas().matmul(g, ctx.stream());
+            if (od != o) copy(o, od);
         } finally {
-            if (tmp != null) tmp.close();
+            for (Tensor t : temps) t.close();
         }
     }
 
@@ -451,7 +511,7 @@ public final class CudaBackend implements Backend {
         sameMatrix(o, x, op);
         sameMatrix(o, y, op);
         sameType(op, o, x, y);
-        kernel("impasto_" + op + "_" + sfx(o.dtype())).launch(ctx.stream(), elemGrid(o.numel()), 1, 1, BLOCK, 1, 1, 0,
+        kernel("impasto_" + op + "_" + sfx(o.dtype())).launch(ctx.stream(), elemGrid(o.numel(), o.dtype()), 1, 1, BLOCK, 1, 1, 0,
                 o.address(), o.rowStride(), x.address(), x.rowStride(), y.address(), y.rowStride(), o.rows(), o.cols());
     }
 
@@ -471,7 +531,7 @@ public final class CudaBackend implements Backend {
         CudaTensor yi = cu(y), xi = cu(x);
         sameMatrix(yi, xi, "axpby");
         sameType("axpby", yi, xi);
-        kernel("impasto_axpby_" + sfx(yi.dtype())).launch(ctx.stream(), elemGrid(yi.numel()), 1, 1, BLOCK, 1, 1, 0,
+        kernel("impasto_axpby_" + sfx(yi.dtype())).launch(ctx.stream(), elemGrid(yi.numel(), yi.dtype()), 1, 1, BLOCK, 1, 1, 0,
                 yi.address(), yi.rowStride(), xi.address(), xi.rowStride(), yi.rows(), yi.cols(), (float) alpha, (float) beta);
     }
 
@@ -480,7 +540,7 @@ public final class CudaBackend implements Backend {
         CudaTensor o = cu(out), xi = cu(x);
         sameMatrix(o, xi, op);
         sameType(op, o, xi);
-        kernel("impasto_" + op + "_" + sfx(o.dtype())).launch(ctx.stream(), elemGrid(o.numel()), 1, 1, BLOCK, 1, 1, 0,
+        kernel("impasto_" + op + "_" + sfx(o.dtype())).launch(ctx.stream(), elemGrid(o.numel(), o.dtype()), 1, 1, BLOCK, 1, 1, 0,
                 o.address(), o.rowStride(), xi.address(), xi.rowStride(), o.rows(), o.cols());
     }
 
@@ -490,7 +550,7 @@ public final class CudaBackend implements Backend {
         sameMatrix(g, d, op);
         sameMatrix(g, xi, op);
         sameType(op, g, d, xi);
-        kernel("impasto_" + op + "_" + sfx(g.dtype())).launch(ctx.stream(), elemGrid(g.numel()), 1, 1, BLOCK, 1, 1, 0,
+        kernel("impasto_" + op + "_" + sfx(g.dtype())).launch(ctx.stream(), elemGrid(g.numel(), g.dtype()), 1, 1, BLOCK, 1, 1, 0,
                 g.address(), g.rowStride(), d.address(), d.rowStride(), xi.address(), xi.rowStride(), g.rows(), g.cols(), (float) beta);
     }
 
@@ -538,7 +598,7 @@ public final class CudaBackend implements Backend {
         sameType("layerNormModulate", o, xi, shift, scale);
         checkStats("layerNormModulate", xi.rows(), mean, rstd);
         long per = rowsPerBatch(xi, scale != null ? scale : shift, "layerNormModulate");
-        kernel("impasto_ln_mod_" + sfx(o.dtype())).launch(ctx.stream(), rowGrid(xi.rows()), 1, 1, BLOCK, 1, 1, 0,
+        kernel("impasto_ln_mod_" + sfx(o.dtype())).launch(ctx.stream(), warpGrid(xi.rows()), 1, 1, BLOCK, 1, 1, 0,
                 o.address(), o.rowStride(), addr(mean), addr(rstd), xi.address(), xi.rowStride(),
                 addr(shift), ld(shift), addr(scale), ld(scale), xi.rows(), xi.cols(), per);
     }
@@ -557,16 +617,26 @@ public final class CudaBackend implements Backend {
         sameMatrix(g, xi, "layerNormModulateBackward");
         sameMatrix(d, xi, "layerNormModulateBackward");
         sameType("layerNormModulateBackward", g, d, xi, scale, dshift, dscale);
+        if (mean == null || rstd == null)
+            throw new IllegalArgumentException("layerNormModulateBackward needs the mean and rstd that layerNormModulate saved (got null)");
         checkStats("layerNormModulateBackward", xi.rows(), mean, rstd);
         long per = rowsPerBatch(xi, scale, "layerNormModulateBackward");
-        kernel("impasto_ln_mod_bwd_" + sfx(g.dtype())).launch(ctx.stream(), rowGrid(xi.rows()), 1, 1, BLOCK, 1, 1, 0,
+        long batches = xi.rows() / per;
+        for (Tensor p : new Tensor[] {dshift, dscale})
+            if (p != null && (p.rows() != batches || p.cols() != xi.cols()))
+                throw new IllegalArgumentException("layerNormModulateBackward: parameter gradient " + p + " is not [" + batches + ", " + xi.cols() + "]");
+        kernel("impasto_ln_mod_bwd_" + sfx(g.dtype())).launch(ctx.stream(), warpGrid(xi.rows()), 1, 1, BLOCK, 1, 1, 0,
                 g.address(), g.rowStride(), d.address(), d.rowStride(), xi.address(), xi.rowStride(), addr(mean), addr(rstd),
                 addr(scale), ld(scale), xi.rows(), xi.cols(), per, (float) beta);
         if (dshift != null || dscale != null) {
-            long batches = xi.rows() / per;
-            kernel("impasto_ln_mod_bwd_params_" + sfx(g.dtype())).launch(ctx.stream(), (int) ((xi.cols() + 31) / 32), (int) batches, 1, 32, 8, 1, 0,
-                    addr(dshift), ld(dshift), addr(dscale), ld(dscale), d.address(), d.rowStride(), xi.address(), xi.rowStride(),
-                    addr(mean), addr(rstd), xi.rows(), xi.cols(), per);
+            int splits = colsumSplits(xi.cols(), batches, per);
+            long chunk = (per + splits - 1) / splits;
+            try (Tensor partial = empty(DType.F32, 2L * splits * batches, Math.max(1, xi.cols()))) {
+                kernel("impasto_ln_mod_bwd_params_" + sfx(g.dtype())).launch(ctx.stream(), (int) ((xi.cols() + 31) / 32), (int) batches, splits,
+                        32, 8, 1, 0, addr(partial), d.address(), d.rowStride(), xi.address(), xi.rowStride(), addr(mean), addr(rstd),
+                        xi.cols(), per, chunk);
+                colsumFinish(g.dtype(), dshift, dscale, partial, splits, batches, xi.cols());
+            }
         }
     }
 
@@ -577,7 +647,7 @@ public final class CudaBackend implements Backend {
         sameMatrix(xi, yi, "gatedResidual");
         sameType("gatedResidual", xi, gi, yi);
         long per = rowsPerBatch(xi, gi, "gatedResidual");
-        kernel("impasto_gated_residual_" + sfx(xi.dtype())).launch(ctx.stream(), elemGrid(xi.numel()), 1, 1, BLOCK, 1, 1, 0,
+        kernel("impasto_gated_residual_" + sfx(xi.dtype())).launch(ctx.stream(), elemGrid(xi.numel(), xi.dtype()), 1, 1, BLOCK, 1, 1, 0,
                 xi.address(), xi.rowStride(), gi.address(), gi.rowStride(), yi.address(), yi.rowStride(), xi.rows(), xi.cols(), per);
     }
 
@@ -589,13 +659,27 @@ public final class CudaBackend implements Backend {
         sameMatrix(dxi, dyi, "gatedResidualBackward");
         sameType("gatedResidualBackward", dyi, dxi, gi, yi, dgate);
         long per = rowsPerBatch(dxi, gi, "gatedResidualBackward");
-        kernel("impasto_gated_residual_bwd_" + sfx(dxi.dtype())).launch(ctx.stream(), elemGrid(dxi.numel()), 1, 1, BLOCK, 1, 1, 0,
+        kernel("impasto_gated_residual_bwd_" + sfx(dxi.dtype())).launch(ctx.stream(), elemGrid(dxi.numel(), dxi.dtype()), 1, 1, BLOCK, 1, 1, 0,
                 dyi.address(), dyi.rowStride(), dxi.address(), dxi.rowStride(), gi.address(), gi.rowStride(), dxi.rows(), dxi.cols(), per, (float) betaDy);
         if (dgate != null) {
             long batches = dxi.rows() / per;
-            kernel("impasto_colsum_product_" + sfx(dxi.dtype())).launch(ctx.stream(), (int) ((dxi.cols() + 31) / 32), (int) batches, 1, 32, 8, 1, 0,
-                    addr(dgate), ld(dgate), dxi.address(), dxi.rowStride(), yi.address(), yi.rowStride(), dxi.rows(), dxi.cols(), per);
+            if (dgate.rows() != batches || dgate.cols() != dxi.cols())
+                throw new IllegalArgumentException("gatedResidualBackward: dgate " + dgate + " is not [" + batches + ", " + dxi.cols() + "]");
+            int splits = colsumSplits(dxi.cols(), batches, per);
+            long chunk = (per + splits - 1) / splits;
+            try (Tensor partial = empty(DType.F32, (long) splits * batches, Math.max(1, dxi.cols()))) {
+                kernel("impasto_colsum_product_" + sfx(dxi.dtype())).launch(ctx.stream(), (int) ((dxi.cols() + 31) / 32), (int) batches, splits,
+                        32, 8, 1, 0, addr(partial), dxi.address(), dxi.rowStride(), yi.address(), yi.rowStride(), dxi.cols(), per, chunk);
+                colsumFinish(dxi.dtype(), dgate, null, partial, splits, batches, dxi.cols());
+            }
         }
+    }
+
+    /** Pass 2 of the column sums: out0/out1 [batches, cols] (either may be null) from the F32 partials. */
+    private void colsumFinish(DType t, Tensor out0, Tensor out1, Tensor partial, int splits, long batches, long cols) {
+        long n = batches * cols;
+        kernel("impasto_colsum_finish_" + sfx(t)).launch(ctx.stream(), (int) Math.max(1, Math.min((n + BLOCK - 1) / BLOCK, 65535L)), 1, 1,
+                BLOCK, 1, 1, 0, addr(out0), ld(out0), addr(out1), ld(out1), addr(partial), (long) splits, batches, cols);
     }
 
     // ------------------------------------------------------------------ QK norm + RoPE
@@ -615,8 +699,17 @@ public final class CudaBackend implements Backend {
             if (len * batch != qkv.rows() || seqOffset + len > ltot)
                 throw new IllegalArgumentException("qkv " + qkv + " does not fit rows [" + seqOffset + ", +" + len + ") of " + ltot);
             if (!q.isContiguous()) throw new IllegalArgumentException("q/k/v must be contiguous, got " + q);
+            if (dh % 2 != 0 || dh > 512)
+                throw new IllegalArgumentException("qkNormRope: head dim " + dh + " must be even (RoPE rotates pairs) and at most 512");
+            if (cu(pe).address() % 8 != 0) throw new IllegalArgumentException("qkNormRope: pe " + pe + " must start on an (cos, sin) pair");
             return new QkvGeometry(batch, len, ltot, heads, dh);
         }
+    }
+
+    private static void checkScales(Tensor qScale, Tensor kScale, int headDim) {
+        for (Tensor s : new Tensor[] {qScale, kScale})
+            if (s.numel() != headDim || !s.isContiguous())
+                throw new IllegalArgumentException("qkNormRope: the norm scales must be contiguous [" + headDim + "], got " + s);
     }
 
     @Override
@@ -625,7 +718,14 @@ public final class CudaBackend implements Backend {
         enter();
         QkvGeometry g = QkvGeometry.of(q, qkv, pe, heads, seqOffset);
         sameType("qkNormRope", q, k, v, qkv, qScale, kScale);
-        kernel("impasto_qk_norm_rope_" + sfx(q.dtype())).launch(ctx.stream(), (int) Math.min(g.batch * g.len, 65535L * 16), 1, 1, 128, 1, 1, 0,
+        sameMatrix(k, q, "qkNormRope");
+        sameMatrix(v, q, "qkNormRope");
+        if (!k.isContiguous() || !v.isContiguous()) throw new IllegalArgumentException("qkNormRope: k and v must be contiguous, got " + k + ", " + v);
+        checkScales(qScale, kScale, g.headDim);
+        for (Tensor r : new Tensor[] {qRstd, kRstd})
+            if (r != null && (r.dtype() != DType.F32 || r.numel() != g.batch * heads * g.len || !r.isContiguous()))
+                throw new IllegalArgumentException("qkNormRope: rstd must be contiguous F32 [" + g.batch + ", " + heads + ", " + g.len + "], got " + r);
+        kernel("impasto_qk_norm_rope_" + sfx(q.dtype())).launch(ctx.stream(), warpGrid(g.batch * g.len * heads), 1, 1, BLOCK, 1, 1, 0,
                 addr(q), addr(k), addr(v), addr(qRstd), addr(kRstd), addr(qkv), qkv.rowStride(), addr(qScale), addr(kScale), addr(pe),
                 g.batch, g.len, g.ltot, heads, g.headDim, seqOffset);
     }
@@ -637,7 +737,11 @@ public final class CudaBackend implements Backend {
         QkvGeometry g = QkvGeometry.of(dq, qkv, pe, heads, seqOffset);
         sameMatrix(dqkv, qkv, "qkNormRopeBackward");
         sameType("qkNormRopeBackward", dqkv, dq, dk, dv, qkv, qScale, kScale);
-        kernel("impasto_qk_norm_rope_bwd_" + sfx(dq.dtype())).launch(ctx.stream(), (int) Math.min(g.batch * g.len, 65535L * 16), 1, 1, 128, 1, 1, 0,
+        sameMatrix(dk, dq, "qkNormRopeBackward");
+        sameMatrix(dv, dq, "qkNormRopeBackward");
+        if (!dk.isContiguous() || !dv.isContiguous()) throw new IllegalArgumentException("qkNormRopeBackward: dk and dv must be contiguous");
+        checkScales(qScale, kScale, g.headDim);
+        kernel("impasto_qk_norm_rope_bwd_" + sfx(dq.dtype())).launch(ctx.stream(), warpGrid(g.batch * g.len * heads), 1, 1, BLOCK, 1, 1, 0,
                 addr(dqkv), dqkv.rowStride(), addr(dq), addr(dk), addr(dv), addr(qkv), qkv.rowStride(), addr(qScale), addr(kScale), addr(pe),
                 g.batch, g.len, g.ltot, heads, g.headDim, seqOffset);
     }
@@ -663,14 +767,14 @@ public final class CudaBackend implements Backend {
         long lq = q.rows() / batch, lk = k.rows() / batch, dh = q.cols() / heads;
         if (lse != null && (lse.dtype() != DType.F32 || lse.numel() != batch * heads * lq || !lse.isContiguous()))
             throw new IllegalArgumentException("attention: lse must be contiguous F32 [" + batch + ", " + heads + ", " + lq + "], got " + lse);
-        for (AttentionPath path : attentionPaths()) {
+        for (AttentionPath path : attentionPaths(q.dtype())) {
             try {
                 if (path == AttentionPath.OWN) {
                     OwnAttention.forward(this, cu(out), lse, cu(q), cu(k), cu(v), batch, lq, lk, heads, (int) dh);
                 } else {
                     torchAttentionForward(path, cu(out), lse, cu(q), cu(k), cu(v), batch, lq, lk, heads, dh);
                 }
-                attentionPath = path;
+                if (q.dtype() != DType.F32) attentionPath = path;
                 return;
             } catch (CudaException e) {
                 if (attentionPath != null || path == AttentionPath.OWN) throw e;
@@ -679,11 +783,29 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    private List<AttentionPath> attentionPaths() {
+    /** The paths to try, in order; F32 always takes our own kernels (libtorch's fused kernels take 16-bit inputs only). */
+    private List<AttentionPath> attentionPaths(DType t) {
+        if (t == DType.F32) return List.of(AttentionPath.OWN);
         if (attentionPath != null) return List.of(attentionPath);
         String forced = System.getenv("IMPASTO_ATTENTION");
         if (forced != null && !forced.isBlank()) return List.of(AttentionPath.valueOf(forced.toUpperCase(java.util.Locale.ROOT)));
         return ctx.torch() == null ? List.of(AttentionPath.OWN) : List.of(AttentionPath.CUDNN, AttentionPath.FLASH, AttentionPath.OWN);
+    }
+
+    /**
+     * Pins the attention implementation for 16-bit inputs: "CUDNN" or "FLASH" (libtorch's, which must be present) or
+     * "OWN" (impasto's kernels). F32 attention always runs impasto's kernels.
+     */
+    public void useAttention(String implementation) {
+        AttentionPath p;
+        try {
+            p = AttentionPath.valueOf(implementation.toUpperCase(java.util.Locale.ROOT));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("attention implementation must be CUDNN, FLASH or OWN, got " + implementation);
+        }
+        if (p != AttentionPath.OWN && ctx.torch() == null)
+            throw new IllegalArgumentException("attention implementation " + p + " needs libtorch, which was not found");
+        attentionPath = p;
     }
 
     /** The attention implementation in use ("CUDNN", "FLASH", "OWN"), or null before the first call. */
@@ -715,7 +837,8 @@ public final class CudaBackend implements Backend {
         sameType("attentionBackward", dq, dk, dv, dout, q, k, v, out);
         long batch = attnBatch(q, lse);
         long lq = q.rows() / batch, lk = k.rows() / batch, dh = q.cols() / heads;
-        AttentionPath path = attentionPath != null ? attentionPath : attentionPaths().getFirst();
+        if (lse == null) throw new IllegalArgumentException("attentionBackward needs the lse that attention saved (got null)");
+        AttentionPath path = q.dtype() == DType.F32 ? AttentionPath.OWN : attentionPath != null ? attentionPath : attentionPaths(q.dtype()).getFirst();
         if (path == AttentionPath.OWN) {
             OwnAttention.backward(this, cu(dq), cu(dk), cu(dv), cu(dout), cu(q), cu(k), cu(v), cu(out), cu(lse), batch, lq, lk, heads, (int) dh);
             return;
@@ -763,7 +886,7 @@ public final class CudaBackend implements Backend {
                 || a.rows() % batch != 0 || b.rows() % batch != 0)
             throw new IllegalArgumentException("sequence concat/split: " + a + " + " + b + " vs " + whole + " with batch " + batch);
         sameType("concat/split", whole, a, b);
-        kernel(k + sfx(whole.dtype())).launch(ctx.stream(), elemGrid(whole.numel()), 1, 1, BLOCK, 1, 1, 0,
+        kernel(k + sfx(whole.dtype())).launch(ctx.stream(), elemGrid(whole.numel(), whole.dtype()), 1, 1, BLOCK, 1, 1, 0,
                 whole.address(), whole.rowStride(), a.address(), a.rowStride(), b.address(), b.rowStride(),
                 (long) batch, a.rows() / batch, b.rows() / batch, whole.cols());
     }
@@ -778,9 +901,11 @@ public final class CudaBackend implements Backend {
         sameMatrix(tg, x, "flowMatchMix");
         sameMatrix(n, x, "flowMatchMix");
         sameType("flowMatchMix", o, tg, x, n);
-        if (ti.dtype() != DType.F32) throw new IllegalArgumentException("flowMatchMix: t must be F32");
+        if (ti.dtype() != DType.F32 || !ti.isContiguous()) throw new IllegalArgumentException("flowMatchMix: t must be contiguous F32, got " + t);
+        if (ti.numel() == 0 || x.rows() % ti.numel() != 0)
+            throw new IllegalArgumentException("flowMatchMix: " + x.rows() + " rows don't split evenly into " + ti.numel() + " timesteps");
         long per = x.rows() / ti.numel();
-        kernel("impasto_flow_mix_" + sfx(o.dtype())).launch(ctx.stream(), elemGrid(x.numel()), 1, 1, BLOCK, 1, 1, 0,
+        kernel("impasto_flow_mix_" + sfx(o.dtype())).launch(ctx.stream(), elemGrid(x.numel(), x.dtype()), 1, 1, BLOCK, 1, 1, 0,
                 o.address(), o.rowStride(), tg.address(), tg.rowStride(), x.address(), x.rowStride(), n.address(), n.rowStride(),
                 ti.address(), x.rows(), x.cols(), per);
     }
@@ -794,7 +919,7 @@ public final class CudaBackend implements Backend {
         if (l.dtype() != DType.F32 || l.numel() != 1) throw new IllegalArgumentException("mseLoss: loss must be F32 [1]");
         if (grad != null) sameMatrix(grad, p, "mseLoss");
         fill(l, 0);
-        kernel("impasto_mse_" + sfx(p.dtype())).launch(ctx.stream(), Math.min(elemGrid(p.numel()), 1024), 1, 1, BLOCK, 1, 1, 0,
+        kernel("impasto_mse_" + sfx(p.dtype())).launch(ctx.stream(), reduceGrid(p.numel(), p.dtype()), 1, 1, BLOCK, 1, 1, 0,
                 l.address(), addr(grad), ld(grad), p.address(), p.rowStride(), tg.address(), tg.rowStride(), p.rows(), p.cols(), (float) gradScale);
     }
 
@@ -806,7 +931,7 @@ public final class CudaBackend implements Backend {
         fill(o, 0);
         for (Tensor t : tensors) {
             CudaTensor c = cu(t);
-            kernel("impasto_sum_squares_" + sfx(c.dtype())).launch(ctx.stream(), Math.min(elemGrid(c.numel()), 1024), 1, 1, BLOCK, 1, 1, 0,
+            kernel("impasto_sum_squares_" + sfx(c.dtype())).launch(ctx.stream(), reduceGrid(c.numel(), c.dtype()), 1, 1, BLOCK, 1, 1, 0,
                     o.address(), c.address(), c.rowStride(), c.rows(), c.cols());
         }
     }
@@ -817,15 +942,19 @@ public final class CudaBackend implements Backend {
         enter();
         if (params.size() != grads.size() || params.size() != m.size() || params.size() != v.size())
             throw new IllegalArgumentException("adamw: params, grads and moments lists differ in length");
-        float bc1 = (float) (1 - Math.pow(cfg.beta1(), step)), bc2 = (float) (1 - Math.pow(cfg.beta2(), step));
+        double bc1 = 1 - Math.pow(cfg.beta1(), step), bc2 = 1 - Math.pow(cfg.beta2(), step);
+        if (gradNormSq != null && (gradNormSq.dtype() != DType.F32 || gradNormSq.numel() < 1))
+            throw new IllegalArgumentException("adamw: gradNormSq must be F32 [1], got " + gradNormSq);
         for (int i = 0; i < params.size(); i++) {
             CudaTensor p = cu(params.get(i)), g = cu(grads.get(i)), mi = cu(m.get(i)), vi = cu(v.get(i));
             sameMatrix(p, g, "adamw");
             for (CudaTensor c : new CudaTensor[] {p, g, mi, vi})
                 if (c.dtype() != DType.F32 || !c.isContiguous()) throw new IllegalArgumentException("adamw: tensors must be contiguous F32, got " + c);
-            kernel("impasto_adamw_f32").launch(ctx.stream(), Math.min(elemGrid(p.numel()), 4096), 1, 1, BLOCK, 1, 1, 0,
-                    p.address(), g.address(), mi.address(), vi.address(), p.numel(), (float) lr, (float) cfg.beta1(), (float) cfg.beta2(),
-                    (float) cfg.eps(), (float) cfg.weightDecay(), bc1, bc2, addr(gradNormSq), (float) cfg.maxGradNorm(), (float) gradScale);
+            sameMatrix(p, mi, "adamw");
+            sameMatrix(p, vi, "adamw");
+            kernel("impasto_adamw_f32").launch(ctx.stream(), elemGrid(p.numel(), DType.BF16), 1, 1, BLOCK, 1, 1, 0,
+                    p.address(), g.address(), mi.address(), vi.address(), p.numel(), lr, cfg.beta1(), cfg.beta2(),
+                    cfg.eps(), cfg.weightDecay(), bc1, bc2, addr(gradNormSq), cfg.maxGradNorm(), gradScale);
         }
     }
 
@@ -836,12 +965,29 @@ public final class CudaBackend implements Backend {
             fill(flag, 0);
             for (Tensor t : tensors) {
                 CudaTensor c = cu(t);
-                kernel("impasto_nonfinite_" + sfx(c.dtype())).launch(ctx.stream(), Math.min(elemGrid(c.numel()), 1024), 1, 1, BLOCK, 1, 1, 0,
+                kernel("impasto_nonfinite_" + sfx(c.dtype())).launch(ctx.stream(), reduceGrid(c.numel(), c.dtype()), 1, 1, BLOCK, 1, 1, 0,
                         cu(flag).address(), c.address(), c.rowStride(), c.rows(), c.cols());
             }
             return toDoubles(flag)[0] != 0;
         }
     }
+
+    // ------------------------------------------------------------------ encoder ops (T5, CLIP, VAE): CudaEncoderOps
+
+    @Override public void embedding(Tensor out, Tensor ids, Tensor table) { CudaEncoderOps.embedding(this, out, ids, table); }
+    @Override public void rmsNorm(Tensor out, Tensor x, Tensor weight, double eps) { CudaEncoderOps.rmsNorm(this, out, x, weight, eps); }
+    @Override public void layerNorm(Tensor out, Tensor x, Tensor weight, Tensor bias, double eps) { CudaEncoderOps.layerNorm(this, out, x, weight, bias, eps); }
+    @Override public void quickGelu(Tensor out, Tensor x) { CudaEncoderOps.quickGelu(this, out, x); }
+    @Override public void attentionInference(Tensor out, Tensor q, Tensor k, Tensor v, int batch, int heads, double scale, Tensor bias, boolean causal) {
+        CudaEncoderOps.attentionInference(this, out, q, k, v, batch, heads, scale, bias, causal);
+    }
+    @Override public void conv2d(Tensor out, Tensor x, Tensor weight, Tensor bias, int stride, int padding) { CudaEncoderOps.conv2d(this, out, x, weight, bias, stride, padding); }
+    @Override public void groupNorm(Tensor out, Tensor x, int groups, Tensor weight, Tensor bias, double eps, boolean silu) {
+        CudaEncoderOps.groupNorm(this, out, x, groups, weight, bias, eps, silu);
+    }
+    @Override public void upsampleNearest2x(Tensor out, Tensor x) { CudaEncoderOps.upsampleNearest2x(this, out, x); }
+    @Override public void pad2d(Tensor out, Tensor x, int top, int bottom, int left, int right) { CudaEncoderOps.pad2d(this, out, x, top, bottom, left, right); }
+    @Override public void transpose(Tensor out, Tensor x) { CudaEncoderOps.transpose(this, out, x); }
 
     @Override
     public void close() {
