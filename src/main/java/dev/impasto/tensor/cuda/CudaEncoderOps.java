@@ -36,8 +36,14 @@ public final class CudaEncoderOps {
     private static volatile ConvPath convPath;
     private static volatile boolean batchedGemmFails;
 
+    /** Grid for the grid-stride elementwise kernels of this file (one element per thread per pass). */
     private static int grid(long n) {
-        return CudaBackend.elemGrid(n);
+        return (int) Math.max(1, Math.min((n + CudaBackend.BLOCK - 1) / CudaBackend.BLOCK, 65535L * 32));
+    }
+
+    /** One block per row, capped; the row kernels loop over the rest. */
+    private static int rowGrid(long rows) {
+        return (int) Math.max(1, Math.min(rows, 65535L * 16));
     }
 
     private static void enter(CudaBackend be) {
@@ -72,7 +78,7 @@ public final class CudaEncoderOps {
         CudaBackend.sameMatrix(o, xi, "rmsNorm");
         CudaBackend.sameType("rmsNorm", o, xi, w);
         if (w.numel() != xi.cols() || !w.isContiguous()) throw new IllegalArgumentException("rmsNorm: weight " + weight + " must have " + xi.cols() + " elements");
-        be.kernel("impasto_enc_rmsnorm_" + CudaBackend.sfx(o.dtype())).launch(be.ctx.stream(), CudaBackend.rowGrid(xi.rows()), 1, 1, CudaBackend.BLOCK, 1, 1, 0,
+        be.kernel("impasto_enc_rmsnorm_" + CudaBackend.sfx(o.dtype())).launch(be.ctx.stream(), rowGrid(xi.rows()), 1, 1, CudaBackend.BLOCK, 1, 1, 0,
                 o.address(), o.rowStride(), xi.address(), xi.rowStride(), w.address(), xi.rows(), xi.cols(), (float) eps);
     }
 
@@ -83,7 +89,7 @@ public final class CudaEncoderOps {
         CudaBackend.sameType("layerNorm", o, xi, w, bias);
         if (w.numel() != xi.cols() || (bias != null && bias.numel() != xi.cols()))
             throw new IllegalArgumentException("layerNorm: weight/bias must have " + xi.cols() + " elements");
-        be.kernel("impasto_enc_layernorm_" + CudaBackend.sfx(o.dtype())).launch(be.ctx.stream(), CudaBackend.rowGrid(xi.rows()), 1, 1, CudaBackend.BLOCK, 1, 1, 0,
+        be.kernel("impasto_enc_layernorm_" + CudaBackend.sfx(o.dtype())).launch(be.ctx.stream(), rowGrid(xi.rows()), 1, 1, CudaBackend.BLOCK, 1, 1, 0,
                 o.address(), o.rowStride(), xi.address(), xi.rowStride(), w.address(), CudaBackend.addr(bias), xi.rows(), xi.cols(), (float) eps);
     }
 
@@ -120,7 +126,7 @@ public final class CudaEncoderOps {
                     // S_h [c, lk] = scale * Q_h K_h^T for every head h (heads interleaved in the rows: stride dh)
                     gemmHeads(be, heads, c, lk, dh, false, true, ab, qAddr, qi.rowStride(), dh, kAddr, ki.rowStride(), dh,
                             CublasLt.Type.F32, sc.address(), lk, c * lk, (float) scale, es, 4);
-                    be.kernel("impasto_enc_softmax_" + CudaBackend.sfx(pc.dtype())).launch(be.ctx.stream(), CudaBackend.rowGrid(heads * c), 1, 1,
+                    be.kernel("impasto_enc_softmax_" + CudaBackend.sfx(pc.dtype())).launch(be.ctx.stream(), rowGrid(heads * c), 1, 1,
                             CudaBackend.BLOCK, 1, 1, 0, pc.address(), sc.address(), CudaBackend.addr(bias), heads * c, lk, c, i0, lq, causal ? 1 : 0);
                     // O_h [c, dh] = P_h V_h
                     long vAddr = vi.address() + b * lk * vi.rowStride() * es, oAddr = o.address() + (b * lq + i0) * o.rowStride() * es;
