@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Packs for a GPU-machine call (../shared/device/pack) and drops what GPU runs don't load, to fit the 64 MiB a call
+# carries: the jar (its classes travel unpacked in classes.tar.gz) and the pipeline's parquet/Hadoop jars.
+set -euo pipefail
+cd "$(git rev-parse --show-toplevel)"
+../shared/device/pack > /dev/null
+rm -f .device/lib/impasto.jar .device/lib/zstd-jni-*.jar .device/lib/hadoop-*.jar .device/lib/parquet-*.jar .device/lib/snappy-java-*.jar \
+      .device/lib/aircompressor-*.jar .device/lib/commons-pool-*.jar .device/lib/jts-core-*.jar .device/lib/jmh-generator-*.jar
+du -sh .device
