@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 ../shared/device/pack > /dev/null
 rm -f .device/lib/impasto.jar .device/lib/zstd-jni-*.jar .device/lib/hadoop-*.jar .device/lib/parquet-*.jar .device/lib/snappy-java-*.jar \
-      .device/lib/aircompressor-*.jar .device/lib/commons-pool-*.jar .device/lib/jts-core-*.jar .device/lib/jmh-generator-*.jar
+      .device/lib/aircompressor-*.jar .device/lib/commons-pool-*.jar .device/lib/jts-core-*.jar .device/lib/jmh-generator-*.jar .device/lib/commons-math3-*.jar .device/lib/jopt-simple-*.jar
 du -sh .device
