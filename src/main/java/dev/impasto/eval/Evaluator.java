@@ -96,7 +96,7 @@ public final class Evaluator {
     public EvalResult run() throws IOException {
         long t0 = System.nanoTime();
         Files.createDirectories(out);
-        int analysis = settings.analysisSize > 0 ? settings.analysisSize : ImageMetrics.analysisSize(Math.min(settings.width, settings.height), 512);
+        int analysis = settings.analysisSize > 0 ? settings.analysisSize : ImageMetrics.analysisSize(Math.min(settings.width, settings.height), ImageMetrics.MAX_ANALYSIS_SIZE);
         List<Spec> specs = specs();
         ImageGenerator.Info info = generator.info();
 

@@ -19,6 +19,8 @@ public final class ImageMetrics {
     public static final double EDGE_THRESHOLD = 0.1;
     /** Radial frequency (cycles per pixel; Nyquist is 0.5) above which spectral energy counts as high-frequency. */
     public static final double HIGH_FREQUENCY_CUTOFF = 0.25;
+    /** The largest analysis size: pictures are never measured at a shorter side above this. */
+    public static final int MAX_ANALYSIS_SIZE = 512;
 
     /** The statistics, each with its report label and what it says. */
     public enum Metric {

@@ -82,19 +82,19 @@ public record TrainingImages(List<Item> items, String description, TreeMap<Strin
             }
         }
         if (entries.isEmpty()) throw new IllegalArgumentException(dir + ": no pictures found (expected train/metadata.jsonl, metadata.jsonl or image files)");
-        List<Entry> chosen = new ArrayList<>(entries);
-        if (chosen.size() > max) {
-            Collections.shuffle(chosen, new Random(seed));
-            chosen = new ArrayList<>(chosen.subList(0, max));
-            chosen.sort((a, b) -> a.file.compareTo(b.file));
-        }
+        // a seeded sample: entries in a shuffled order, decoded until max pictures are readable, then in file order
+        List<Entry> order = new ArrayList<>(entries);
+        if (order.size() > max) Collections.shuffle(order, new Random(seed));
         List<Item> items = new ArrayList<>();
         TreeMap<String, Integer> genres = new TreeMap<>();
         int skipped = 0;
         Path base = dir.toAbsolutePath().normalize();
-        for (Entry e : chosen) {
+        for (Entry e : order) {
+            if (items.size() >= max) break;
             try {
                 BufferedImage img = ImageInspector.decode(Files.readAllBytes(e.file), MAX_PIXELS).rgb();
+                // held at most at the largest analysis size: hundreds of full-size paintings would not fit the heap
+                if (Math.min(img.getWidth(), img.getHeight()) > ImageMetrics.MAX_ANALYSIS_SIZE) img = ImageMetrics.prepare(img, ImageMetrics.MAX_ANALYSIS_SIZE);
                 items.add(new Item(img, e.caption, base.relativize(e.file.toAbsolutePath().normalize()).toString()));
                 if (!e.genre.isBlank()) genres.merge(e.genre, 1, Integer::sum);
             } catch (ImageInspector.Rejected | IOException ex) {
@@ -102,6 +102,7 @@ public record TrainingImages(List<Item> items, String description, TreeMap<Strin
                 log.println("[impasto] eval: skipping training picture " + e.file + ": " + ex.getMessage());
             }
         }
+        items.sort((a, b) -> a.source().compareTo(b.source()));
         if (items.size() < 2) throw new IllegalArgumentException(dir + ": fewer than 2 readable pictures (" + skipped + " unreadable)");
         return new TrainingImages(items, dir + " (" + items.size() + " of " + entries.size() + " pictures" + (skipped > 0 ? ", " + skipped + " unreadable" : "") + ")", genres, skipped);
     }

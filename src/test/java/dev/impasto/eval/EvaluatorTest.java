@@ -111,6 +111,11 @@ class EvaluatorTest {
         assertFalse(html.contains("src=\"grids/") || html.contains("src=\"plots/"));
         assertTrue(html.contains("test &lt;report&gt;") && !html.contains("test <report>"));
         assertTrue(html.contains("colour-clip (test)"));
+        String md = Files.readString(MarkdownReport.write(r, out));
+        assertTrue(md.startsWith("# test &lt;report>\n"), md.substring(0, 40));
+        assertTrue(md.contains("![") && md.contains("](grids/prompt-00-red.png)"), md);
+        assertTrue(md.contains("| pale | 8 | **"), "the best LoRA set is bold: " + md);
+        assertEquals(r.plots().size() + r.grids().size(), md.split("!\\[", -1).length - 1);
     }
 
     @Test

@@ -7,6 +7,7 @@ import dev.impasto.eval.EvalSettings;
 import dev.impasto.eval.Evaluator;
 import dev.impasto.eval.FeatureExtractor;
 import dev.impasto.eval.HtmlReport;
+import dev.impasto.eval.MarkdownReport;
 import dev.impasto.eval.PaletteTextureFeatures;
 import dev.impasto.eval.TrainingImages;
 import dev.impasto.train.ToyWorld;
@@ -177,9 +178,10 @@ public final class EvalCommand implements Callable<Integer> {
             EvalResult r = new Evaluator(gen, s, loras, train, kid, null, outDir, System.err).run();
             r.writeJson(outDir.resolve("report.json"));
             Path html = HtmlReport.write(r, outDir);
+            MarkdownReport.write(r, outDir);
             print(r, stdout);
             stdout.println("  report: " + html);
-            stdout.println("  json:   " + outDir.resolve("report.json"));
+            stdout.println("  json:   " + outDir.resolve("report.json") + " (and report.md)");
             stdout.flush();
             return 0;
         }
