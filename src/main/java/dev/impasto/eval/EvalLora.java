@@ -43,7 +43,10 @@ public record EvalLora(String name, Path file, Path runDir, JsonNode runConfig, 
     public String config(String dottedPath) {
         if (runConfig == null) return null;
         JsonNode n = runConfig.at("/" + dottedPath.replace('.', '/'));
-        return n.isMissingNode() || n.isNull() ? null : n.isValueNode() ? n.asText() : n.toString();
+        if (n.isMissingNode() || n.isNull()) return null;
+        // 1.0E-4 -> 0.0001, 16.0 -> 16: as people write them in a config
+        if (n.isNumber()) return new java.math.BigDecimal(n.asText()).stripTrailingZeros().toPlainString();
+        return n.isValueNode() ? n.asText() : n.toString();
     }
 
     private static JsonNode readConfig(Path dir) throws IOException {

@@ -48,8 +48,8 @@ public final class MarkdownReport {
                     }
                     m.append('\n');
                 }
-                case ReportDocument.Figure x -> m.append("![").append(inline(x.caption()).replace("]", ")")).append("](").append(linkPrefix).append(x.file())
-                        .append(")\n\n_").append(inline(x.caption())).append("_\n\n");
+                case ReportDocument.Figure x -> m.append("![").append(inline(x.caption().split(" — ")[0]).replace("]", ")")).append("](").append(linkPrefix)
+                        .append(x.file()).append(")\n\n_").append(inline(x.caption())).append("_\n\n");
             }
         }
         return m.toString();

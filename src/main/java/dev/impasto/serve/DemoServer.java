@@ -129,13 +129,15 @@ public final class DemoServer implements AutoCloseable {
     }
 
     public int port() {
+        if (server == null) throw new IllegalStateException("the server is not running (start() it first)");
         return server.getAddress().getPort();
     }
 
     public URI uri() {
+        int port = port();
         String h = server.getAddress().getAddress().isAnyLocalAddress() ? "127.0.0.1" : server.getAddress().getAddress().getHostAddress();
         if (h.contains(":")) h = "[" + h + "]";
-        return URI.create("http://" + h + ":" + port() + "/");
+        return URI.create("http://" + h + ":" + port + "/");
     }
 
     // ------------------------------------------------------------------------------------------------ worker

@@ -39,13 +39,19 @@ class ToyEvalAndSweepTest {
         return new Run(rc, out.toString(), err.toString());
     }
 
+    /** A small, fast toy sweep: 60 steps at batch 2, samples at 8 steps, no intermediate checkpoints. */
+    static String[] sweepArgs(String grid, int steps, String... more) throws Exception {
+        List<String> a = new java.util.ArrayList<>(List.of("--output", runs.toString(), "--name", "lr", "--weights", ToyEvalFixtures.baseFile().toString(),
+                "--device", "cpu", "--grid", grid, "--set", "training.steps=" + steps, "--set", "training.batchSize=2", "--set", "sample.every=0",
+                "--set", "sample.steps=8", "--set", "checkpoint.every=0"));
+        a.addAll(List.of(more));
+        return a.toArray(String[]::new);
+    }
+
     @BeforeAll
     static void sweep() throws Exception {
-        Path base = ToyEvalFixtures.baseFile();
         runs = dir.resolve("runs");
-        Run r = run(new SweepCommand(), "--output", runs.toString(), "--name", "lr", "--weights", base.toString(), "--device", "cpu",
-                "--grid", "optimizer.lr=2e-4,1e-3", "--set", "training.steps=60", "--set", "training.batchSize=2", "--set", "sample.every=0", "--set", "sample.steps=8", "--set", "checkpoint.every=0",
-                "--eval.seeds", "1-3", "--eval.steps", "8");
+        Run r = run(new SweepCommand(), sweepArgs("optimizer.lr=2e-4,1e-3", 60, "--eval.seeds", "1-3", "--eval.steps", "8"));
         sweepRc = r.rc;
         sweepOut = r.out + r.err;
     }
@@ -83,17 +89,13 @@ class ToyEvalAndSweepTest {
         assertTrue(Files.readString(cmp.resolve("report.html")).contains("LoRAs compared"));
 
         // a rerun finds both runs finished with the same config and trains nothing
-        Run again = run(new SweepCommand(), "--output", runs.toString(), "--name", "lr", "--weights", ToyEvalFixtures.baseFile().toString(),
-                "--device", "cpu", "--grid", "optimizer.lr=2e-4,1e-3", "--set", "training.steps=60", "--set", "training.batchSize=2", "--set", "sample.every=0",
-                "--set", "sample.steps=8", "--set", "checkpoint.every=0", "--no-eval");
+        Run again = run(new SweepCommand(), sweepArgs("optimizer.lr=2e-4,1e-3", 60, "--no-eval"));
         assertEquals(0, again.rc, again.out + again.err);
         sweep = JSON.readTree(cmp.resolve("sweep.json").toFile());
         assertEquals("skipped", sweep.path("runs").get(0).path("status").asText());
         assertEquals("skipped", sweep.path("runs").get(1).path("status").asText());
         // ... and refuses to mix a changed config into an existing run folder
-        Run changed = run(new SweepCommand(), "--output", runs.toString(), "--name", "lr", "--weights", ToyEvalFixtures.baseFile().toString(),
-                "--device", "cpu", "--grid", "optimizer.lr=2e-4", "--set", "training.steps=70", "--set", "training.batchSize=2", "--set", "sample.every=0",
-                "--set", "sample.steps=8", "--set", "checkpoint.every=0", "--no-eval");
+        Run changed = run(new SweepCommand(), sweepArgs("optimizer.lr=2e-4", 70, "--no-eval"));
         assertEquals(1, changed.rc);
         assertTrue(changed.err.contains("exists with a different config") && changed.err.contains("training.steps 60 -> 70"), changed.err);
     }
@@ -135,12 +137,15 @@ class ToyEvalAndSweepTest {
 
     @Test
     void sweepDryRunPlansTheProduct() {
-        Run r = run(new SweepCommand(), "--output", dir.resolve("dry").toString(), "--grid", "lora.rank=4,8,16", "--grid", "optimizer.lr=1e-4,5e-4",
+        Run r = run(new SweepCommand(), "--output", dir.resolve("dry").toString(), "--grid", "lora.rank+lora.alpha=4,8,16", "--grid", "optimizer.lr=1e-4,5e-4",
                 "--set", "training.steps=10", "--dry-run");
         assertEquals(0, r.rc, r.out + r.err);
         assertTrue(r.out.contains("sweep sweep: 6 runs"), r.out);
         assertTrue(r.out.contains("sweep-rank16-lr5e-4"), r.out);
-        assertTrue(r.out.contains("--training.steps 10 --lora.rank 4 --optimizer.lr 1e-4 --name sweep-rank4-lr1e-4"), r.out);
+        assertTrue(r.out.contains("--training.steps 10 --lora.rank 4 --lora.alpha 4 --optimizer.lr 1e-4 --name sweep-rank4-lr1e-4"), r.out);
+        r = run(new SweepCommand(), "--grid", "lora.rank+lora.alpha=4,8", "--set", "lora.alpha=8", "--dry-run");
+        assertEquals(2, r.rc);
+        assertTrue(r.err.contains("--set lora.alpha is also a --grid axis"), r.err);
         assertTrue(!Files.exists(dir.resolve("dry")), "a dry run writes nothing");
     }
 }

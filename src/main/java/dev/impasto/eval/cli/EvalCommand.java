@@ -32,11 +32,12 @@ import picocli.CommandLine.Spec;
 
 /** `impasto eval`: base vs LoRA(s) on the same prompts and seeds, measured against the training pictures. */
 @Command(name = "eval", sortOptions = false, mixinStandardHelpOptions = true,
-        description = {"Generates every prompt x seed with the base model (LoRA strength 0) and with each LoRA (at each --scales strength),",
-                "measures the pictures (colourfulness, near-black fraction, saturation, edge density, high-frequency energy; KID on features),",
-                "compares them with the training pictures as distributions (Wasserstein-1) and writes report.html (self-contained), report.json,",
-                "a labelled grid per prompt, histograms and the pictures. Several LoRAs (--runs a,b,c) are compared side by side.",
-                "Needs at least one of --lora, --run or --runs; with the toy model it needs nothing else."},
+        description = "Generates every prompt x seed with the base model (LoRA strength 0) and with each LoRA (at each --scales "
+                + "strength), measures the pictures (colourfulness, near-black fraction, saturation, edge density, high-frequency "
+                + "energy; KID on features), compares them with the training pictures as distributions (Wasserstein-1) and writes "
+                + "report.html (self-contained), report.json, a labelled grid per prompt, histograms and the pictures. Several "
+                + "LoRAs (--runs a,b,c) are compared side by side. Needs at least one of --lora, --run or --runs; with the toy "
+                + "model it needs nothing else.",
         footer = {"", "Examples:",
                 "  impasto eval --run runs/toy-lora",
                 "  impasto eval --runs runs/r8,runs/r16,runs/r32 --seeds 1-8 --out eval/ranks",
@@ -51,7 +52,7 @@ public final class EvalCommand implements Callable<Integer> {
     @Option(names = "--run", paramLabel = "DIR", description = "A training run folder (lora.safetensors, run.json, metrics.jsonl); repeatable.")
     List<Path> runDirs = new ArrayList<>();
 
-    @Option(names = "--runs", paramLabel = "A,B,..", split = ",", description = "Several run folders, compared side by side.")
+    @Option(names = "--runs", paramLabel = "DIR", split = ",", description = "Several run folders, compared side by side.")
     List<Path> runList = new ArrayList<>();
 
     @Option(names = "--prompt", paramLabel = "TEXT", description = "A prompt (repeatable; default: the model's example prompts). [trigger] is replaced by --trigger.")
@@ -81,7 +82,7 @@ public final class EvalCommand implements Callable<Integer> {
     @Option(names = "--size", paramLabel = "WxH", description = "Picture size, e.g. 1024x1024 or 1024 (default: the model's, 128 for the toy model).")
     String size;
 
-    @Option(names = "--scales", paramLabel = "LIST", split = ",", description = "LoRA strengths to sample at, e.g. 0.5,0.75,1 (default: 1). The base (0) is always sampled.")
+    @Option(names = "--scales", paramLabel = "S", split = ",", description = "LoRA strengths to sample at, e.g. 0.5,0.75,1 (default: 1). The base (0) is always sampled.")
     List<Double> scales = new ArrayList<>();
 
     @Option(names = "--train-images", paramLabel = "DIR|toy:A|toy:B",

@@ -30,16 +30,17 @@ import picocli.CommandLine.Spec;
  * runs that are finished with the same config and resumes the unfinished ones from their checkpoints.
  */
 @Command(name = "sweep", sortOptions = false, mixinStandardHelpOptions = true,
-        description = {"Trains every combination of the --grid values (e.g. rank x learning rate) one after another, then compares",
-                "the LoRAs side by side with `impasto eval --runs` on the same prompts and seeds. With no arguments: the toy world,",
-                "lora.rank 4,16 x optimizer.lr 1e-4,4e-4. Any `impasto train` field can be swept or fixed (--set)."},
+        description = "Trains every combination of the --grid values (e.g. rank x learning rate) one after another, then compares the "
+                + "LoRAs side by side with `impasto eval --runs` on the same prompts and seeds. With no arguments: the toy world, "
+                + "rank 4 and 16 (alpha = rank) x learning rate 1e-4 and 4e-4. Any `impasto train` field can be swept or fixed (--set).",
         footer = {"", "Examples:",
-                "  impasto sweep --grid lora.rank=8,16,32 --set training.steps=200",
+                "  impasto sweep --grid lora.rank+lora.alpha=8,16,32 --set training.steps=200",
                 "  impasto sweep --name impr --cache cache/impressionism --weights flux1-dev.safetensors --device cuda \\",
-                "      --grid lora.rank=16,32 --grid optimizer.lr=1e-4,2e-4 --eval.train-images curated --eval.trigger mnt_impr"})
+                "      --grid lora.rank+lora.alpha=16,32 --grid optimizer.lr=1e-4,2e-4 --eval.train-images curated --eval.trigger mnt_impr"})
 public final class SweepCommand implements Callable<Integer> {
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
-    static final List<String> DEFAULT_GRID = List.of("lora.rank=4,16", "optimizer.lr=1e-4,4e-4");
+    /** rank with alpha = rank (so the LoRA's scale stays 1 and the learning rate means the same at every rank) x learning rate. */
+    static final List<String> DEFAULT_GRID = List.of("lora.rank+lora.alpha=4,16", "optimizer.lr=1e-4,4e-4");
 
     @Spec CommandLine.Model.CommandSpec spec;
 
@@ -52,7 +53,8 @@ public final class SweepCommand implements Callable<Integer> {
     @Option(names = "--config", paramLabel = "run.json", description = "Base training config; --set and --grid override its fields.")
     Path config;
 
-    @Option(names = "--grid", paramLabel = "FIELD=V1,V2,..", description = "A config field and the values to try (repeatable; the grid is their product). Default: " + "lora.rank=4,16 and optimizer.lr=1e-4,4e-4.")
+    @Option(names = "--grid", paramLabel = "FIELD=V1,V2,..", description = "A config field and the values to try (repeatable; the grid is their product). FIELD+FIELD sets several fields to the same value "
+                    + "(lora.rank+lora.alpha=8,16,32 keeps alpha = rank). Default: lora.rank+lora.alpha=4,16 and optimizer.lr=1e-4,4e-4.")
     List<String> grid = new ArrayList<>();
 
     @Option(names = "--set", paramLabel = "FIELD=VALUE", description = "A config field fixed for every run (repeatable), e.g. training.steps=200.")
@@ -192,7 +194,8 @@ public final class SweepCommand implements Callable<Integer> {
             int eq = f.indexOf('=');
             if (eq <= 0) throw new IllegalArgumentException("--set " + f + ": expected FIELD=VALUE (e.g. training.steps=200)");
             String field = f.substring(0, eq).strip().replaceFirst("^--", "");
-            if (g.containsKey(field)) throw new IllegalArgumentException("--set " + field + " is also a --grid axis");
+            for (String axis : g.keySet())
+                if (List.of(axis.split("\\+")).contains(field)) throw new IllegalArgumentException("--set " + field + " is also a --grid axis");
             if (field.equals("name") || field.equals("output")) throw new IllegalArgumentException("--set " + field + ": use --name/--output of the sweep");
             common.addAll(List.of("--" + field, f.substring(eq + 1).strip()));
         }
@@ -217,10 +220,10 @@ public final class SweepCommand implements Callable<Integer> {
         for (Map<String, String> c : combos) {
             StringBuilder n = new StringBuilder(name);
             List<String> args = new ArrayList<>(common);
-            c.forEach((field, v) -> {
-                String shortName = field.substring(field.lastIndexOf('.') + 1);
-                n.append('-').append(shortName).append(v.replaceAll("[^A-Za-z0-9.+-]+", "_"));
-                args.addAll(List.of("--" + field, v));
+            c.forEach((axis, v) -> {
+                String first = axis.split("\\+")[0];
+                n.append('-').append(first.substring(first.lastIndexOf('.') + 1)).append(v.replaceAll("[^A-Za-z0-9.+-]+", "_"));
+                for (String field : axis.split("\\+")) args.addAll(List.of("--" + field.strip(), v));
             });
             args.addAll(List.of("--name", n.toString(), "--output", output.toString()));
             plan.add(new Planned(n.toString(), c, args));

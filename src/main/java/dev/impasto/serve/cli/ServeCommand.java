@@ -24,9 +24,10 @@ import picocli.CommandLine.Spec;
 
 /** `impasto serve`: the demo web app on one model instance. */
 @Command(name = "serve", sortOptions = false, mixinStandardHelpOptions = true,
-        description = {"Serves the demo web page: prompt, seed, steps, guidance, size, LoRA and strength; progress while it generates;",
-                "a gallery of this session's pictures with downloads. One model instance behind a bounded queue (429 when full).",
-                "With no arguments: the toy model on the CPU at http://127.0.0.1:7860/, offering the LoRAs found in runs/*/."},
+        description = "Serves the demo web page: prompt, seed, steps, guidance, size, LoRA and strength; progress while it generates; "
+                + "a gallery of this session's pictures with downloads. One model instance behind a bounded queue (429 when "
+                + "full). With no arguments: the toy model on the CPU at http://127.0.0.1:7860/, offering the LoRAs found in "
+                + "runs/*/.",
         footer = {"", "Examples:",
                 "  impasto serve",
                 "  impasto serve --run runs/toy-lora --port 8080 --queue 8",
@@ -110,8 +111,8 @@ public final class ServeCommand implements Callable<Integer> {
         }
         try (ImageGenerator gen = generator;
              DemoServer s = new DemoServer(gen, opts, System.err)) {
-            server = s;
             s.start();
+            server = s;
             Thread hook = new Thread(this::shutdown, "impasto-serve-shutdown");
             Runtime.getRuntime().addShutdownHook(hook);
             out.println("[impasto] serving " + gen.info().model() + (offered.isEmpty() ? "" : " with LoRAs " + offered.keySet()) + " at " + s.uri()
