@@ -12,6 +12,7 @@ import org.jfree.chart.plot.XYPlot;
 import org.jfree.chart.renderer.xy.XYBarRenderer;
 import org.jfree.data.category.DefaultCategoryDataset;
 import org.jfree.data.statistics.HistogramDataset;
+import org.jfree.data.statistics.HistogramType;
 import org.jfree.data.xy.XYSeries;
 import org.jfree.data.xy.XYSeriesCollection;
 
@@ -21,13 +22,22 @@ public final class Charts {
 
     /** One histogram per named series, overlaid. */
     public static void histogram(Path png, String title, String xLabel, Map<String, double[]> series, int bins) throws IOException {
+        histogram(png, title, xLabel, series, bins, false);
+    }
+
+    /**
+     * One histogram per named series, overlaid; with {@code shares} each bar is the series' share of its own count,
+     * so series of different sizes (hundreds of training pictures, a dozen samples) compare on one axis.
+     */
+    public static void histogram(Path png, String title, String xLabel, Map<String, double[]> series, int bins, boolean shares) throws IOException {
         HistogramDataset ds = new HistogramDataset();
+        if (shares) ds.setType(HistogramType.RELATIVE_FREQUENCY);
         double min = Double.MAX_VALUE, max = -Double.MAX_VALUE;
         for (double[] v : series.values()) for (double x : v) { min = Math.min(min, x); max = Math.max(max, x); }
         if (min == Double.MAX_VALUE) { min = 0; max = 1; }
         if (max <= min) max = min + 1;
         for (var e : series.entrySet()) if (e.getValue().length > 0) ds.addSeries(e.getKey(), e.getValue(), bins, min, max);
-        JFreeChart chart = ChartFactory.createHistogram(title, xLabel, "images", ds, PlotOrientation.VERTICAL, true, false, false);
+        JFreeChart chart = ChartFactory.createHistogram(title, xLabel, shares ? "share of images" : "images", ds, PlotOrientation.VERTICAL, true, false, false);
         XYPlot plot = chart.getXYPlot();
         plot.setForegroundAlpha(0.7f);
         plot.setBackgroundPaint(Color.WHITE);

@@ -1,0 +1,151 @@
+package dev.impasto.eval;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.impasto.eval.cli.EvalCommand;
+import dev.impasto.eval.cli.SweepCommand;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+/**
+ * impasto sweep and impasto eval end to end in the toy world: two LoRAs trained from one base (learning rate 2e-4
+ * vs 1e-3, 60 steps), compared side by side, then one of them evaluated on its own with a strength sweep.
+ */
+class ToyEvalAndSweepTest {
+    static final ObjectMapper JSON = new ObjectMapper();
+    @TempDir static Path dir;
+    static Path runs;
+    static String sweepOut;
+    static int sweepRc;
+
+    record Run(int rc, String out, String err) {}
+
+    static Run run(Object command, String... args) {
+        StringWriter out = new StringWriter(), err = new StringWriter();
+        CommandLine cl = new CommandLine(command);
+        cl.setOut(new PrintWriter(out, true));
+        cl.setErr(new PrintWriter(err, true));
+        int rc = cl.execute(args);
+        return new Run(rc, out.toString(), err.toString());
+    }
+
+    /** A small, fast toy sweep: 60 steps at batch 2, samples at 8 steps, no intermediate checkpoints. */
+    static String[] sweepArgs(String grid, int steps, String... more) throws Exception {
+        List<String> a = new java.util.ArrayList<>(List.of("--output", runs.toString(), "--name", "lr", "--weights", ToyEvalFixtures.baseFile().toString(),
+                "--device", "cpu", "--grid", grid, "--set", "training.steps=" + steps, "--set", "training.batchSize=2", "--set", "sample.every=0",
+                "--set", "sample.steps=8", "--set", "checkpoint.every=0"));
+        a.addAll(List.of(more));
+        return a.toArray(String[]::new);
+    }
+
+    @BeforeAll
+    static void sweep() throws Exception {
+        runs = dir.resolve("runs");
+        Run r = run(new SweepCommand(), sweepArgs("optimizer.lr=2e-4,1e-3", 60, "--eval.seeds", "1-3", "--eval.steps", "8"));
+        sweepRc = r.rc;
+        sweepOut = r.out + r.err;
+    }
+
+    @Test
+    void sweepTrainsTheGridAndComparesTheRuns() throws Exception {
+        assertEquals(0, sweepRc, sweepOut);
+        Path cmp = runs.resolve("lr-comparison");
+        JsonNode sweep = JSON.readTree(cmp.resolve("sweep.json").toFile());
+        assertEquals(2, sweep.path("runs").size());
+        assertEquals("lr-lr2e-4", sweep.path("runs").get(0).path("name").asText());
+        assertEquals("trained", sweep.path("runs").get(1).path("status").asText());
+        assertEquals("1e-3", sweep.path("runs").get(1).path("values").path("optimizer.lr").asText());
+        for (String n : List.of("lr-lr2e-4", "lr-lr1e-3")) assertTrue(Files.isRegularFile(runs.resolve(n).resolve("lora.safetensors")), n);
+
+        EvalResult r = EvalResult.readJson(cmp.resolve("report.json"));
+        assertEquals(List.of("training", "base", "lr-lr2e-4", "lr-lr1e-3"), r.sets().stream().map(EvalResult.SetResult::name).toList());
+        assertTrue(r.comparedFields().contains("optimizer.lr"));
+        assertEquals("0.001", r.loras().get(1).config().get("optimizer.lr"));
+        assertTrue(r.loras().get(1).finalLoss() < r.loras().get(0).finalLoss(), "final losses " + r.loras());
+        EvalResult.SetResult base = r.set("base", false), slow = r.set("lr-lr2e-4", false), fast = r.set("lr-lr1e-3", false);
+        assertEquals(12, base.count());
+        // the base paints style A: dark backgrounds and saturated colours; style B (training) is pale: no near-black at all
+        assertEquals(0.0, r.set("training", false).summary().get("near_black").mean());
+        assertTrue(base.summary().get("near_black").mean() > 0.1, base.summary().toString());
+        assertTrue(base.summary().get("saturation").mean() > 0.55, base.summary().toString());
+        // both LoRAs remove the dark backgrounds; the higher learning rate moves saturation and colourfulness to B's as well
+        assertTrue(slow.gapClosed().get("near_black") > 0.9 && fast.gapClosed().get("near_black") > 0.9, slow.gapClosed() + " / " + fast.gapClosed());
+        assertTrue(fast.gapClosed().get("saturation") > 0.8, fast.gapClosed().toString());
+        assertTrue(fast.gapClosed().get("colourfulness") > slow.gapClosed().get("colourfulness"), slow.gapClosed() + " / " + fast.gapClosed());
+        assertTrue(fast.styleScore() > slow.styleScore() + 0.1, slow.styleScore() + " vs " + fast.styleScore());
+        assertTrue(fast.distanceSd() < slow.distanceSd() && slow.distanceSd() < base.distanceSd());
+        assertTrue(fast.kid().mean() < base.kid().mean() / 2, fast.kid() + " vs " + base.kid());
+        assertEquals(5, r.grids().size()); // 4 prompts + the training strip
+        assertTrue(Files.readString(cmp.resolve("report.html")).contains("LoRAs compared"));
+
+        // a rerun finds both runs finished with the same config and trains nothing
+        Run again = run(new SweepCommand(), sweepArgs("optimizer.lr=2e-4,1e-3", 60, "--no-eval"));
+        assertEquals(0, again.rc, again.out + again.err);
+        sweep = JSON.readTree(cmp.resolve("sweep.json").toFile());
+        assertEquals("skipped", sweep.path("runs").get(0).path("status").asText());
+        assertEquals("skipped", sweep.path("runs").get(1).path("status").asText());
+        // ... and refuses to mix a changed config into an existing run folder
+        Run changed = run(new SweepCommand(), sweepArgs("optimizer.lr=2e-4", 70, "--no-eval"));
+        assertEquals(1, changed.rc);
+        assertTrue(changed.err.contains("exists with a different config") && changed.err.contains("training.steps 60 -> 70"), changed.err);
+    }
+
+    @Test
+    void evalOfOneRunWithAStrengthSweep() throws Exception {
+        assertEquals(0, sweepRc, sweepOut);
+        Path run = runs.resolve("lr-lr1e-3");
+        Run r = run(new EvalCommand(), "--run", run.toString(), "--seeds", "1,2", "--steps", "8", "--scales", "0.5,1", "--transfer-prompt", "a ring");
+        assertEquals(0, r.rc, r.out + r.err);
+        Path out = run.resolve("eval");
+        assertTrue(r.out.contains(out.resolve("report.html").toString()), r.out);
+        EvalResult e = EvalResult.readJson(out.resolve("report.json"));
+        assertEquals(List.of("disc", "square", "stripes", "ring"), e.settings().prompts);
+        assertEquals("toy world, style B (128 pictures)", e.trainingImages());
+        double b = e.set("base", false).summary().get("near_black").mean(), half = e.set("lr-lr1e-3 x0.5", false).summary().get("near_black").mean(),
+                full = e.set("lr-lr1e-3", false).summary().get("near_black").mean();
+        assertTrue(b > half && half >= full, b + " > " + half + " >= " + full);
+        assertEquals(3, e.transferSets().size());
+        assertEquals(2, e.set("lr-lr1e-3", true).count());
+        assertTrue(Files.isRegularFile(out.resolve("plots/scale-sweep.png")));
+        assertTrue(Files.isRegularFile(out.resolve("grids/transfer-00-a-ring.png")));
+        assertEquals(8 * 3 + 2 * 3, e.images().size());
+        assertTrue(Files.isRegularFile(out.resolve("images/lr-lr1e-3_x0.5/p03-s2.png")));
+    }
+
+    @Test
+    void evalNeedsSomethingToEvaluate() {
+        Run r = run(new EvalCommand());
+        assertEquals(2, r.rc);
+        assertTrue(r.err.contains("--lora FILE, --run DIR or --runs A,B,C"), r.err);
+        r = run(new EvalCommand(), "--run", dir.resolve("nope").toString());
+        assertEquals(2, r.rc);
+        assertTrue(r.err.contains("no such run folder"), r.err);
+        r = run(new SweepCommand(), "--grid", "lora.rank", "--dry-run");
+        assertEquals(2, r.rc);
+        assertTrue(r.err.contains("expected FIELD=V1,V2"), r.err);
+    }
+
+    @Test
+    void sweepDryRunPlansTheProduct() {
+        Run r = run(new SweepCommand(), "--output", dir.resolve("dry").toString(), "--grid", "lora.rank+lora.alpha=4,8,16", "--grid", "optimizer.lr=1e-4,5e-4",
+                "--set", "training.steps=10", "--dry-run");
+        assertEquals(0, r.rc, r.out + r.err);
+        assertTrue(r.out.contains("sweep sweep: 6 runs"), r.out);
+        assertTrue(r.out.contains("sweep-rank16-lr5e-4"), r.out);
+        assertTrue(r.out.contains("--training.steps 10 --lora.rank 4 --lora.alpha 4 --optimizer.lr 1e-4 --name sweep-rank4-lr1e-4"), r.out);
+        r = run(new SweepCommand(), "--grid", "lora.rank+lora.alpha=4,8", "--set", "lora.alpha=8", "--dry-run");
+        assertEquals(2, r.rc);
+        assertTrue(r.err.contains("--set lora.alpha is also a --grid axis"), r.err);
+        assertTrue(!Files.exists(dir.resolve("dry")), "a dry run writes nothing");
+    }
+}
