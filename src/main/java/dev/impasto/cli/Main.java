@@ -23,6 +23,9 @@ public final class Main implements Callable<Integer> {
         cl.addSubcommand(new dev.impasto.pipeline.cli.CurateCommand());
         cl.addSubcommand(new dev.impasto.pipeline.cli.CaptionCommand());
         cl.addSubcommand(new dev.impasto.pipeline.cli.PublishCommand());
+        cl.addSubcommand("eval", new dev.impasto.eval.cli.EvalCommand());
+        cl.addSubcommand("sweep", new dev.impasto.eval.cli.SweepCommand());
+        cl.addSubcommand("serve", new dev.impasto.serve.cli.ServeCommand());
         cl.addSubcommand(new dev.impasto.encoders.cli.CacheCommand());
         cl.setCaseInsensitiveEnumValuesAllowed(true);
         cl.setExecutionExceptionHandler((ex, line, parse) -> {
