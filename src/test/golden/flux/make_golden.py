@@ -86,6 +86,29 @@ def main():
     W = torch.randn_like(out)
     (out * W).sum().backward()
 
+    # the same model, inputs and loss in bf16 on the GPU: the reference for impasto's bf16 GPU path (both round
+    # the weights the same way, so what is left to compare is the arithmetic)
+    bf = {}
+    if torch.cuda.is_available():
+        import copy
+        m16 = copy.deepcopy(model).to("cuda", torch.bfloat16)
+        l16 = {}
+        for name, mod in m16.named_modules():
+            if isinstance(mod, LinearLora):
+                l16[name] = mod
+        i16 = img.detach().to("cuda", torch.bfloat16).requires_grad_(True)
+        t16 = txt.detach().to("cuda", torch.bfloat16).requires_grad_(True)
+        y16 = y.detach().to("cuda", torch.bfloat16).requires_grad_(True)
+        o16 = m16(img=i16, img_ids=img_ids.cuda(), txt=t16, txt_ids=txt_ids.cuda(), timesteps=t.cuda().to(torch.bfloat16), y=y16,
+                  guidance=g.cuda().to(torch.bfloat16))
+        (o16.float() * W.cuda()).sum().backward()
+        bf = {"bf16.out": o16, "bf16.d_img": i16.grad, "bf16.d_txt": t16.grad, "bf16.d_y": y16.grad}
+        for name, mod in l16.items():
+            key = name  # double_blocks.0.img_attn.qkv ...
+            bf["bf16." + key + ".lora_A.grad"] = mod.lora_A.weight.grad
+            bf["bf16." + key + ".lora_B.grad"] = mod.lora_B.weight.grad
+        bf = {k: v.detach().float().cpu().contiguous() for k, v in bf.items()}
+
     save_file(base, os.path.join(args.out, "weights.safetensors"), metadata={"source": "black-forest-labs/flux reference, random weights"})
     lw = {}
     for k, l in loras.items():
@@ -97,6 +120,7 @@ def main():
     for k, l in loras.items():
         io[k + ".lora_A.grad"] = l.lora_A.weight.grad
         io[k + ".lora_B.grad"] = l.lora_B.weight.grad
+    io.update(bf)
     save_file({k: v.contiguous() for k, v in io.items()}, os.path.join(args.out, "io.safetensors"))
     with open(os.path.join(args.out, "config.json"), "w") as f:
         json.dump({"params": p.__dict__, "lora_rank": RANK, "lora_alpha": ALPHA, "batch": B, "txt_len": LT, "grid": [GH, GW],

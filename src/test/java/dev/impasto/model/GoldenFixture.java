@@ -31,8 +31,18 @@ final class GoldenFixture {
         return Files.isRegularFile(DIR.resolve("io.safetensors"));
     }
 
-    /** name -> rel L2 error vs the reference. */
+    /** name -> rel L2 error vs the reference (the fp32 one, or with prefix "bf16." the reference's own bf16 GPU run). */
     static Map<String, Double> compare(Backend be, DType dt) throws Exception {
+        return compare(be, dt, "");
+    }
+
+    static boolean hasBf16Reference() throws Exception {
+        try (SafetensorsFile io = SafetensorsFile.open(DIR.resolve("io.safetensors"))) {
+            return io.contains("bf16.out");
+        }
+    }
+
+    static Map<String, Double> compare(Backend be, DType dt, String ref) throws Exception {
         Map<String, Double> err = new LinkedHashMap<>();
         try (FluxCheckpoint ck = FluxCheckpoint.open(DIR.resolve("weights.safetensors"));
              SafetensorsFile lora = SafetensorsFile.open(DIR.resolve("lora.safetensors"));
@@ -56,19 +66,19 @@ final class GoldenFixture {
                  Tensor pe = Rope.tensor(be, CONFIG, TXT, GH, GW); Tensor w = load(be, io, "W", dt)) {
                 FluxModel.Inputs in = new FluxModel.Inputs(img, txt, y, t, g, pe);
                 try (FluxModel.Pass p = model.forwardTrain(in, LoraContext.INFERENCE)) {
-                    err.put("out", GradCheck.relL2(be.toDoubles(p.output()), doubles(io, "out")));
+                    err.put("out", GradCheck.relL2(be.toDoubles(p.output()), doubles(io, ref + "out")));
                     try (FluxModel.InputGrads ig = model.backward(p, w, true)) {
-                        err.put("d_img", GradCheck.relL2(be.toDoubles(ig.img()), doubles(io, "d_img")));
-                        err.put("d_txt", GradCheck.relL2(be.toDoubles(ig.txt()), doubles(io, "d_txt")));
-                        err.put("d_y", GradCheck.relL2(be.toDoubles(ig.y()), doubles(io, "d_y")));
+                        err.put("d_img", GradCheck.relL2(be.toDoubles(ig.img()), doubles(io, ref + "d_img")));
+                        err.put("d_txt", GradCheck.relL2(be.toDoubles(ig.txt()), doubles(io, ref + "d_txt")));
+                        err.put("d_y", GradCheck.relL2(be.toDoubles(ig.y()), doubles(io, ref + "d_y")));
                     }
                 }
                 List<Double> da = new ArrayList<>(), dar = new ArrayList<>(), db = new ArrayList<>(), dbr = new ArrayList<>();
                 for (LoraGroup gr : model.loras()) {
                     for (double v : be.toDoubles(gr.gradA)) da.add(v);
-                    for (double v : doubles(io, gr.key + ".lora_A.grad")) dar.add(v);
+                    for (double v : doubles(io, ref + gr.key + ".lora_A.grad")) dar.add(v);
                     for (double v : be.toDoubles(gr.gradB)) db.add(v);
-                    for (double v : doubles(io, gr.key + ".lora_B.grad")) dbr.add(v);
+                    for (double v : doubles(io, ref + gr.key + ".lora_B.grad")) dbr.add(v);
                 }
                 err.put("lora_A.grad", GradCheck.relL2(unbox(da), unbox(dar)));
                 err.put("lora_B.grad", GradCheck.relL2(unbox(db), unbox(dbr)));
