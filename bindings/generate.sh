@@ -3,6 +3,7 @@
 #   dev.impasto.bindings.cuda      cuda_h          CUDA driver API      ($CUDA_INCLUDE/cuda.h)
 #   dev.impasto.bindings.cublaslt  cublasLt_h      cuBLASLt             ($CUBLAS_INCLUDE/cublasLt.h)
 #   dev.impasto.bindings.torch     torch_shim_h    libtorch C shim ABI  ($TORCH_INCLUDE, via bindings/torch_abi.h)
+#   dev.impasto.bindings.nccl      nccl_h          NCCL                 ($NCCL_INCLUDE/nccl.h)
 # What is bound is listed in bindings/*.symbols. No -l/--library is passed on purpose: the generated classes find
 # symbols through SymbolLookup.loaderLookup() (then Linker.defaultLookup()), i.e. in the libraries that impasto's
 # runtime has loaded with System.load(absolute path) from the same class loader (see bindings/README.md).
@@ -10,7 +11,8 @@
 #   CUDA_INCLUDE    default /usr/local/cuda/include
 #   CUBLAS_INCLUDE  default $CUDA_INCLUDE (cublasLt.h, cublas_api.h; library_types.h etc. also come from CUDA_INCLUDE)
 #   TORCH_INCLUDE   default <site-packages>/torch/include of `python3 -c 'import torch'`
-# Writes bindings/src/dev/impasto/bindings/{cuda,cublaslt,torch}, bindings/torch_abi.h and bindings/generated-from.txt
+#   NCCL_INCLUDE    default /usr/include (NCCL 2.28.3 was used: the GPU machines' system NCCL)
+# Writes bindings/src/dev/impasto/bindings/{cuda,cublaslt,torch,nccl}, bindings/torch_abi.h and bindings/generated-from.txt
 # (jextract and header versions used). Nothing is replaced unless all three generations succeed.
 set -euo pipefail
 
@@ -31,6 +33,8 @@ if [[ -z "${TORCH_INCLUDE:-}" ]]; then
 fi
 [[ -f $CUDA_INCLUDE/cuda.h ]] || die "$CUDA_INCLUDE/cuda.h not found (set CUDA_INCLUDE)"
 [[ -f $CUBLAS_INCLUDE/cublasLt.h ]] || die "$CUBLAS_INCLUDE/cublasLt.h not found (set CUBLAS_INCLUDE)"
+NCCL_INCLUDE=${NCCL_INCLUDE:-/usr/include}
+[[ -f $NCCL_INCLUDE/nccl.h ]] || die "$NCCL_INCLUDE/nccl.h not found (set NCCL_INCLUDE)"
 [[ -f $TORCH_INCLUDE/torch/csrc/inductor/aoti_torch/c/shim.h ]] || die "$TORCH_INCLUDE/torch/csrc/inductor/aoti_torch/c/shim.h not found (set TORCH_INCLUDE)"
 
 WORK=$(mktemp -d)
@@ -70,8 +74,11 @@ python3 "$HERE/jextract_filter.py" torch-header "$TORCH_INCLUDE" "$HERE/torch.sy
 generate torch dev.impasto.bindings.torch torch_shim_h \
   "$WORK/torch_abi.h" "$HERE/torch.symbols"
 
-# all three succeeded: replace the committed output
-for p in cuda cublaslt torch; do
+generate nccl dev.impasto.bindings.nccl nccl_h \
+  "$NCCL_INCLUDE/nccl.h" "$HERE/nccl.symbols" -I "$NCCL_INCLUDE" -I "$CUDA_INCLUDE"
+
+# all succeeded: replace the committed output
+for p in cuda cublaslt torch nccl; do
   rm -rf "${SRC_ROOT:?}/$PKG_DIR/$p"
   mkdir -p "$SRC_ROOT/$PKG_DIR"
   mv "$WORK/out/$PKG_DIR/$p" "$SRC_ROOT/$PKG_DIR/$p"
@@ -100,6 +107,7 @@ sha() { sha256sum "$1" | cut -c1-64; }
   for h in torch/csrc/inductor/aoti_torch/c/shim.h torch/csrc/inductor/aoti_torch/generated/c_shim_cuda.h torch/csrc/stable/c/shim.h; do
     echo "  $h: sha256 $(sha "$TORCH_INCLUDE/$h")"
   done
+  echo "nccl.h: NCCL $(macro "$NCCL_INCLUDE/nccl.h" NCCL_MAJOR).$(macro "$NCCL_INCLUDE/nccl.h" NCCL_MINOR).$(macro "$NCCL_INCLUDE/nccl.h" NCCL_PATCH), sha256 $(sha "$NCCL_INCLUDE/nccl.h")"
   echo "commands:"
   for c in "${COMMANDS[@]}"; do echo "  $c"; done
 } | sed "s#$WORK/##g" >"$HERE/generated-from.txt"

@@ -61,6 +61,26 @@ public final class NativeLibraries {
     }
 
     private static Status status;
+    private static Search nccl;
+
+    /**
+     * Finds and loads NCCL (libnccl.so.2) for multi-GPU training: IMPASTO_NCCL_LIB_DIR, the system library folders,
+     * PyTorch's nvidia-nccl wheel, the linker cache. Throws {@link CudaUnavailableException} naming where it looked.
+     */
+    public static synchronized Search loadNccl() {
+        if (nccl != null && nccl.ok()) return nccl;
+        Map<String, String> env = System.getenv();
+        List<Path> dirs = new ArrayList<>();
+        addEnv(dirs, env, "IMPASTO_NCCL_LIB_DIR");
+        for (String d : List.of("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib")) dirs.add(Path.of(d));
+        if (!"off".equalsIgnoreCase(env.getOrDefault("IMPASTO_LIBTORCH", "")))
+            pythonTorchDir().ifPresent(t -> dirs.add(t.getParent().resolve("nvidia/nccl/lib")));
+        nccl = find("NCCL", List.of("libnccl.so.2", "libnccl.so"), dirs, Files::isRegularFile);
+        if (!nccl.ok())
+            throw new CudaUnavailableException(nccl.describe() + ". Install NCCL (libnccl2) or set IMPASTO_NCCL_LIB_DIR for multi-GPU training.");
+        System.load(nccl.found().toString());
+        return nccl;
+    }
 
     private NativeLibraries() {}
 
