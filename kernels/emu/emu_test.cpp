@@ -603,11 +603,106 @@ static void test_attention_generic(int b, int h, int lq, int lk, int d) {
   expect("attention generic dv" + nm, shift(dv), ref.dv, 1e-5);
 }
 
+
+// ------------------------------------------------------------------------------------------------ the rest
+
+static void test_misc() {
+  // convert f32 -> bf16 into a view (vector path + tail), f16 -> f32 contiguous
+  {
+    long rows = 3, cols = 21, ld = 32;
+    auto src = to_t<float>(gauss(rows * cols, 3));
+    std::vector<bf16> dst(rows * ld, cvt<bf16>(4));
+    emu_launch(impasto_convert_f32_bf16, dim(1), dim(256), 0, dst.data() + 8, ld, src.data(), cols, rows, cols);
+    std::vector<double> ref(rows * ld, 4.0);
+    for (long r = 0; r < rows; r++)
+      for (long c = 0; c < cols; c++) ref[r * ld + 8 + c] = rt<bf16>(src[r * cols + c]);
+    expect("convert f32 -> bf16 view", from_t(dst), ref, 0);
+    auto h = to_t<f16>(gauss(50));
+    std::vector<float> f(50);
+    emu_launch(impasto_convert_f16_f32, dim(1), dim(256), 0, f.data(), 50L, h.data(), 50L, 1L, 50L);
+    expect("convert f16 -> f32", std::vector<double>(f.begin(), f.end()), from_t(h), 0);
+  }
+  // concat / split along the sequence, batch 3
+  {
+    long b = 3, la = 2, lb = 3, d = 24;
+    auto a = to_t<bf16>(gauss(b * la * d)), bb = to_t<bf16>(gauss(b * lb * d));
+    std::vector<bf16> whole(b * (la + lb) * d, cvt<bf16>(NAN)), a2(a.size(), cvt<bf16>(NAN)), b2(bb.size(), cvt<bf16>(NAN));
+    emu_launch(impasto_concat_seq_bf16, dim(1), dim(256), 0, whole.data(), d, a.data(), d, bb.data(), d, b, la, lb, d);
+    std::vector<double> ref;
+    for (long i = 0; i < b; i++) {
+      for (long r = 0; r < la * d; r++) ref.push_back(to_f(a[i * la * d + r]));
+      for (long r = 0; r < lb * d; r++) ref.push_back(to_f(bb[i * lb * d + r]));
+    }
+    expect("concat_seq bf16 B3", from_t(whole), ref, 0);
+    emu_launch(impasto_split_seq_bf16, dim(1), dim(256), 0, whole.data(), d, a2.data(), d, b2.data(), d, b, la, lb, d);
+    expect("split_seq a", from_t(a2), from_t(a), 0);
+    expect("split_seq b", from_t(b2), from_t(bb), 0);
+  }
+  // flow mix with per-batch t
+  {
+    long b = 2, per = 3, d = 10;
+    auto x0 = to_t<float>(gauss(b * per * d)), nz = to_t<float>(gauss(b * per * d));
+    std::vector<float> t = {0.25f, 0.8f}, xt(x0.size()), tg(x0.size());
+    emu_launch(impasto_flow_mix_f32, dim(1), dim(256), 0, xt.data(), d, tg.data(), d, x0.data(), d, nz.data(), d, t.data(), b * per, d, per);
+    std::vector<double> rx(x0.size()), rtg(x0.size());
+    for (long i = 0; i < b * per * d; i++) {
+      double tb = t[i / (per * d)];
+      rx[i] = (1 - tb) * x0[i] + tb * nz[i];
+      rtg[i] = (double)nz[i] - x0[i];
+    }
+    expect("flow_mix xt", std::vector<double>(xt.begin(), xt.end()), rx, 1e-6);
+    expect("flow_mix target", std::vector<double>(tg.begin(), tg.end()), rtg, 1e-6);
+  }
+  // timestep embedding, odd width
+  {
+    std::vector<float> t = {0.f, 0.37f, 1.f};
+    long dimw = 9;
+    std::vector<float> o(3 * dimw, NAN);
+    emu_launch(impasto_timestep_embedding_f32, dim(3), dim(256), 0, o.data(), dimw, t.data(), 3, (int)dimw, 1000.f, 10000.f);
+    std::vector<double> ref(3 * dimw);
+    for (int b = 0; b < 3; b++) {
+      float tf = (float)(1000.0 * t[b]);
+      for (int i = 0; i < 4; i++) {
+        float freq = (float)std::exp(-std::log(10000.0) * i / 4), arg = tf * freq;
+        ref[b * dimw + i] = (float)std::cos((double)arg);
+        ref[b * dimw + 4 + i] = (float)std::sin((double)arg);
+      }
+      ref[b * dimw + 8] = 0;
+    }
+    expect("timestep_embedding odd width", std::vector<double>(o.begin(), o.end()), ref, 1e-6);
+  }
+  // AdamW with clipping (gradNormSq 16, gradScale 0.5: norm 2 > 1)
+  {
+    long n = 300;
+    auto p0 = gauss(n), g0 = gauss(n), m0 = gauss(n, 0.01);
+    std::vector<float> p(p0.begin(), p0.end()), g(g0.begin(), g0.end()), m(m0.begin(), m0.end()), v(n);
+    for (long i = 0; i < n; i++) v[i] = 1e-4f * (1 + i % 7);
+    std::vector<float> pr = p, mr = m, vr = v;
+    float normSq = 16;
+    double b1 = 0.9, b2 = 0.999, eps = 1e-8, wd = 0.01, lr = 1e-3, bc1 = 1 - std::pow(b1, 3), bc2 = 1 - std::pow(b2, 3);
+    emu_launch(impasto_adamw_f32, dim(1), dim(256), 0, p.data(), g.data(), m.data(), v.data(), n, lr, b1, b2, eps, wd, bc1, bc2, (const float*)&normSq, 1.0, 0.5);
+    double norm = std::sqrt(16.0) * 0.5, clip = norm > 1 ? 1 / (norm + 1e-6) : 1;
+    std::vector<double> rp(n), rm(n), rv(n);
+    for (long i = 0; i < n; i++) {
+      double gv = g[i] * clip * 0.5;
+      rm[i] = (float)(b1 * mr[i] + (1 - b1) * gv);
+      rv[i] = (float)(b2 * vr[i] + (1 - b2) * gv * gv);
+      double pv = pr[i] * (1 - lr * wd);
+      pv -= lr / bc1 * rm[i] / (std::sqrt(rv[i]) / std::sqrt(bc2) + eps);
+      rp[i] = (float)pv;
+    }
+    expect("adamw p (clipped)", std::vector<double>(p.begin(), p.end()), rp, 1e-7);
+    expect("adamw m", std::vector<double>(m.begin(), m.end()), rm, 1e-7);
+    expect("adamw v", std::vector<double>(v.begin(), v.end()), rv, 1e-7);
+  }
+}
+
 int main(int argc, char** argv) {
   std::string only = argc > 1 ? argv[1] : "";
   auto want = [&](const char* s) { return only.empty() || only == s; };
   if (want("elementwise")) test_elementwise();
   if (want("random")) test_random();
+  if (want("misc")) test_misc();
   if (want("layernorm")) {
     test_layernorm<bf16>(2, 3, 3072, true, "bf16 B2x3 D3072 (registers)");
     test_layernorm<bf16>(2, 3, 61, true, "bf16 B2x3 D61 (fallback)");

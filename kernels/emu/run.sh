@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the kernels for the host emulator (cuda_emu.h) and runs emu_test.cpp: impasto's CUDA kernels executed on the
 # CPU against fp64 references. Needs g++ 12+ and the CUDA headers (for cuda_bf16.h / cuda_fp16.h), no GPU.
-#   kernels/emu/run.sh [elementwise|random|layernorm|rope|quant|attention]
+#   kernels/emu/run.sh [elementwise|random|misc|layernorm|rope|quant|attention]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 inc=${CUDA_HOME:-/usr/local/cuda}/include
