@@ -5,6 +5,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 inc=${CUDA_HOME:-/usr/local/cuda}/include
-out=${TMPDIR:-/tmp}/impasto_emu_test
+out=$(mktemp "${TMPDIR:-/tmp}/impasto_emu.XXXXXX")
+trap 'rm -f "$out"' EXIT
 g++ -std=c++20 -O1 -pthread -w -I"$inc" -o "$out" "$here/emu_test.cpp"
-exec "$out" "$@"
+"$out" "$@"
