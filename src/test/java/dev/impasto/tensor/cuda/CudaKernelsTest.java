@@ -344,7 +344,7 @@ class CudaKernelsTest {
                 Both ts = from(F32, new double[] {0.0, 0.37, 1.0}, b);
                 Out o = output(t, b, dim, dim == 64 ? 8 : 0);
                 run((be, g) -> be.timestepEmbedding(o.view.on(g), ts.on(g), 1000, 10_000));
-                check("timestepEmbedding " + t + " dim " + dim, o, t == F32 ? 1e-6 : tol(t));
+                check("timestepEmbedding " + t + " dim " + dim, o, tol(t));
             }
     }
 
