@@ -56,7 +56,7 @@ __device__ __forceinline__ void load_rows_f32(float* s, const T* g, i64 ld, i64 
 template <typename T>
 __device__ void attn_fwd_generic_impl(T* out, i64 ldo, float* lse, const T* q, i64 ldq, const T* k, i64 ldk, const T* v, i64 ldv,
                                       int heads, i64 lq, i64 lk, int d, float scale) {
-  extern __shared__ float sm[];
+  IMPASTO_DYN_SMEM(float, sm);
   const int dp = d + 1;
   float* sQ = sm;
   float* sK = sQ + GT * dp;
@@ -121,7 +121,7 @@ __device__ void attn_fwd_generic_impl(T* out, i64 ldo, float* lse, const T* q, i
 template <typename T>
 __device__ void attn_bwd_dq_generic_impl(T* dq, i64 lddq, const T* q, i64 ldq, const T* k, i64 ldk, const T* v, i64 ldv, const T* dout,
                                          i64 lddo, const float* lse, const float* delta, int heads, i64 lq, i64 lk, int d, float scale) {
-  extern __shared__ float sm[];
+  IMPASTO_DYN_SMEM(float, sm);
   const int dp = d + 1;
   float* sQ = sm;
   float* sG = sQ + GT * dp;
@@ -180,7 +180,7 @@ template <typename T>
 __device__ void attn_bwd_dkdv_generic_impl(T* dk, i64 lddk, T* dv, i64 lddv, const T* q, i64 ldq, const T* k, i64 ldk, const T* v, i64 ldv,
                                            const T* dout, i64 lddo, const float* lse, const float* delta, int heads, i64 lq, i64 lk, int d,
                                            float scale) {
-  extern __shared__ float sm[];
+  IMPASTO_DYN_SMEM(float, sm);
   const int dp = d + 1;
   float* sK = sm;
   float* sV = sK + GT * dp;
@@ -269,6 +269,8 @@ IMPASTO_FOR_TYPES(ATTN_GENERIC)
 
 // ------------------------------------------------------------------------------------------------ tensor-core path
 
+// The PTX wrappers; kernels/emu/cuda_emu.h gives host versions of the same functions (IMPASTO_EMU).
+#ifndef IMPASTO_EMU
 __device__ __forceinline__ uint32_t smem_u32(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
 
 // 16-byte global -> shared copy; valid == false writes zeros (src-size 0, nothing read).
@@ -305,6 +307,7 @@ __device__ __forceinline__ void mma16816<f16>(float (&d)[4], const uint32_t (&a)
                : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+#endif
 
 // Shared tiles are [rows][D] 16-bit elements, row r's 16-byte chunk c stored at chunk c ^ (r & 7): the 8 rows an
 // ldmatrix reads at one logical chunk land in 8 different bank groups.
@@ -379,7 +382,7 @@ template <typename T, int D>
 __device__ void attn_fwd_mma_impl(T* out, i64 ldo, float* lse, const T* q, i64 ldq, const T* k, i64 ldk, const T* v, i64 ldv, int heads,
                                   i64 lq, i64 lk, float scale) {
   constexpr int BQ = MMA_FWD_BQ, BK = MMA_FWD_BK, KS = D / 16, DT = D / 8;
-  extern __shared__ __align__(128) uint8_t smem[];
+  IMPASTO_DYN_SMEM(uint8_t, smem);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const i64 b = blockIdx.z, q0 = (i64)blockIdx.x * BQ;
   const int h = blockIdx.y;
@@ -504,7 +507,7 @@ template <typename T, int D>
 __device__ void attn_bwd_dq_mma_impl(T* dq, i64 lddq, const T* q, i64 ldq, const T* k, i64 ldk, const T* v, i64 ldv, const T* dout, i64 lddo,
                                      const float* lse, const float* delta, int heads, i64 lq, i64 lk, float scale) {
   constexpr int BQ = MMA_DQ_BQ, BK = MMA_DQ_BK, KS = D / 16, DT = D / 8;
-  extern __shared__ __align__(128) uint8_t smem[];
+  IMPASTO_DYN_SMEM(uint8_t, smem);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const i64 b = blockIdx.z, q0 = (i64)blockIdx.x * BQ;
   const int h = blockIdx.y;
@@ -602,7 +605,7 @@ template <typename T, int D>
 __device__ void attn_bwd_dkdv_mma_impl(T* dk, i64 lddk, T* dv, i64 lddv, const T* q, i64 ldq, const T* k, i64 ldk, const T* v, i64 ldv,
                                        const T* dout, i64 lddo, const float* lse, const float* delta, int heads, i64 lq, i64 lk, float scale) {
   constexpr int BK = MMA_KV_BK, BQ = MMA_KV_BQ, KS = D / 16, DT = D / 8;
-  extern __shared__ __align__(128) uint8_t smem[];
+  IMPASTO_DYN_SMEM(uint8_t, smem);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const i64 b = blockIdx.z, k0 = (i64)blockIdx.x * BK;
   const int h = blockIdx.y;

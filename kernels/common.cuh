@@ -12,6 +12,11 @@
 
 #define IMPASTO_KERNEL extern "C" __global__
 
+// Dynamic shared memory of a kernel (the host emulator in kernels/emu defines its own).
+#ifndef IMPASTO_DYN_SMEM
+#define IMPASTO_DYN_SMEM(T, name) extern __shared__ __align__(128) T name[]
+#endif
+
 typedef long long i64;
 typedef unsigned long long u64;
 typedef __nv_bfloat16 bf16;

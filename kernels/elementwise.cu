@@ -142,15 +142,19 @@ __device__ __forceinline__ void grad_impl(T* dx, i64 lddx, const T* dy, i64 lddy
 #define GELU_C 0.7978845608028654f  // sqrt(2 / pi)
 #define GELU_A 0.044715f
 
+// 0.5 x (1 + tanh(u)) = x sigmoid(2u): no cancellation for negative x (1 + tanh(u) would lose the digits).
 __device__ __forceinline__ float gelu_f(float x) {
-  float u = GELU_C * (x + GELU_A * x * x * x);
-  return 0.5f * x * (1.f + tanhf(u));
+  float u = GELU_C * fmaf(GELU_A * x, x * x, x);
+  return x / (1.f + expf(-2.f * u));
 }
 
+// d/dx: s + 2 x s (1 - s) C (1 + 3 A x^2) with s = sigmoid(2u) = 0.5 (1 + tanh u), 1 - s = sigmoid(-2u) (both computed
+// directly so neither tail cancels; e = inf or 0 give s = 0 or 1 cleanly).
 __device__ __forceinline__ float gelu_grad_f(float x) {
-  float u = GELU_C * (x + GELU_A * x * x * x);
-  float th = tanhf(u);
-  return 0.5f * (1.f + th) + 0.5f * x * (1.f - th * th) * GELU_C * (1.f + 3.f * GELU_A * x * x);
+  float u = GELU_C * fmaf(GELU_A * x, x * x, x);
+  float e = expf(-2.f * u);
+  float s = 1.f / (1.f + e), oms = 1.f / (1.f + 1.f / e);
+  return s + 2.f * x * s * oms * GELU_C * (1.f + 3.f * GELU_A * x * x);
 }
 
 __device__ __forceinline__ float sigmoid_f(float x) { return 1.f / (1.f + expf(-x)); }

@@ -416,7 +416,7 @@ public final class CudaBackend implements Backend {
                 }
             }
             default -> {
-                if (xi.rows() <= GEMV_MAX_ROWS && QuantKernels.hasGemv(w)) {
+                if (QuantKernels.gemvApplies(w, o.dtype(), xi.rows(), GEMV_MAX_ROWS)) {
                     QuantKernels.gemv(this, o, xi, w, bias, beta);
                 } else {
                     Tensor dense = dequantScratch(xi.dtype(), w.outFeatures(), w.inFeatures());
@@ -438,7 +438,14 @@ public final class CudaBackend implements Backend {
             if (bias != null) {
                 if (bias.numel() != o.cols() || !bias.isContiguous())
                     throw new IllegalArgumentException("linear: bias " + bias + " must be a contiguous vector of " + o.cols());
-                g = g.withBias(addr(bias), blasType(bias.dtype()));
+                // the bias epilogue is given the output's type at a 16-byte aligned address (what torch does too)
+                CudaTensor bi = cu(bias);
+                if (bi.dtype() != od.dtype() || bi.address() % 16 != 0) {
+                    CudaTensor staged = alignedEmpty(od.dtype(), 1, bias.numel(), temps);
+                    copy(staged, bi.reshape(1, bias.numel()));
+                    bi = staged;
+                }
+                g = g.withBias(bi.address(), blasType(bi.dtype()));
             }
             ctx.blas().matmul(g, ctx.stream());
             if (od != o) copy(o, od);

@@ -16,17 +16,25 @@ final class QuantKernels {
     /** Output rows per warp in the GEMV kernels (GEMV_R in quant.cu). */
     static final int GEMV_ROWS_PER_WARP = 4;
 
+    /** Rows of x one GEMV launch takes (the largest compile-time bucket); more rows take several launches. */
+    static final int GEMV_BUCKET_MAX = 4;
+
+    /** Whether the weight's format has a dequantizing GEMV (NF4 plain and double-quantized, int8, int4). */
     static boolean hasGemv(LinearWeight w) {
         return w instanceof LinearWeight.Nf4 || w instanceof LinearWeight.Int8 || w instanceof LinearWeight.Int4;
     }
 
-    /** The compile-time row bucket of the GEMV kernels (1, 2, 4 or 8) for m rows of x. */
+    /** Whether linear(out, x, w) with rows of x runs the GEMV: a GEMV format, F32 or BF16 output, at most maxRows rows. */
+    static boolean gemvApplies(LinearWeight w, DType outType, long rows, long maxRows) {
+        return hasGemv(w) && rows >= 1 && rows <= maxRows && (outType == DType.F32 || outType == DType.BF16);
+    }
+
+    /** The compile-time row bucket of the GEMV kernels (1, 2 or 4) for m rows of x. */
     static int gemvBucket(long m) {
         if (m <= 1) return 1;
         if (m <= 2) return 2;
         if (m <= 4) return 4;
-        if (m <= 8) return 8;
-        throw new IllegalArgumentException("the quantized GEMV takes at most 8 rows of x, got " + m);
+        throw new IllegalArgumentException("one quantized GEMV launch takes at most " + GEMV_BUCKET_MAX + " rows of x, got " + m);
     }
 
     private static int biasType(Tensor bias) {
@@ -39,8 +47,26 @@ final class QuantKernels {
         };
     }
 
-    /** out[M, N] = x[M, K] W^T + bias + beta * out for M <= 8, reading the quantized weight directly. */
+    /**
+     * out[M, N] = x[M, K] W^T + bias + beta * out, reading the quantized weight directly (F32 or BF16 out); rows beyond
+     * {@link #GEMV_BUCKET_MAX} take further launches of 4 rows each.
+     */
     static void gemv(CudaBackend be, CudaTensor out, CudaTensor x, LinearWeight w, Tensor bias, double beta) {
+        if (out.rows() != x.rows()) throw new IllegalArgumentException("linear: x " + x + " and out " + out + " differ in rows");
+        for (long r0 = 0; r0 < x.rows(); r0 += GEMV_BUCKET_MAX) {
+            long r1 = Math.min(x.rows(), r0 + GEMV_BUCKET_MAX);
+            CudaTensor xs = x, os = out;
+            if (r0 > 0 || r1 < x.rows()) {
+                xs = CudaBackend.cu(x.matrix().rows(r0, r1));
+                os = CudaBackend.cu(out.matrix().rows(r0, r1));
+            }
+            gemvLaunch(be, os, xs, w, bias, beta);
+        }
+    }
+
+    private static void gemvLaunch(CudaBackend be, CudaTensor out, CudaTensor x, LinearWeight w, Tensor bias, double beta) {
+        if (out.dtype() != DType.F32 && out.dtype() != DType.BF16)
+            throw new IllegalArgumentException("the quantized GEMV writes F32 or BF16, not " + out.dtype());
         long m = x.rows(), n = w.outFeatures(), k = w.inFeatures();
         if (bias != null && (bias.numel() != n || !bias.isContiguous()))
             throw new IllegalArgumentException("linear: bias " + bias + " must be a contiguous vector of " + n);
