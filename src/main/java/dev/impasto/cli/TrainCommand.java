@@ -83,42 +83,63 @@ public final class TrainCommand implements Callable<Integer> {
 
     static Integer run(TrainConfig cfg, boolean resume, PrintStream out) throws Exception {
         boolean toy = cfg.data.cache.isBlank();
-        boolean synthetic = cfg.data.cache.startsWith("synthetic");
-        try (Backend be = Backends.open(cfg.device)) {
-            DType dt = Backends.computeType(be);
-            FluxConfig arch = toy ? ToyWorld.config() : FluxConfig.load(cfg.model.preset);
-            String weights = cfg.model.weights;
-            if (toy && weights.isBlank()) weights = ToyBase.ensure(Path.of(cfg.output, "toy-base"), System.err).toString();
-            try (TrainingSet data = toy ? new ToyWorld(ToyWorld.Style.valueOf(cfg.data.toyStyle), cfg.data.toyPerClass, 11)
-                    : synthetic ? dev.impasto.train.SyntheticSet.parse(cfg.data.cache, arch.contextDim(), arch.vecDim())
-                    : LatentCache.open(Path.of(cfg.data.cache))) {
-                FluxCheckpoint ckpt = weights.isBlank() ? null : FluxCheckpoint.open(Path.of(weights));
-                try (ckpt) {
-                    WeightProvider wp;
-                    if (ckpt == null) {
-                        System.err.println("[impasto] no --model.weights: training on RANDOM " + cfg.model.baseFormat + " base weights (benchmarks only)");
-                        wp = new dev.impasto.model.RandomQuantizedWeights(be, dt, BaseFormat.parse(cfg.model.baseFormat), 1);
-                    } else {
-                        if (!ckpt.isComplete()) ckpt.requireComplete();
-                        int count = ckpt.weights().size();
-                        ProgressBar bar = new ProgressBar("load " + Path.of(weights).getFileName(), count, "tensors");
-                        wp = new CheckpointWeights(ckpt, be, dt, BaseFormat.parse(cfg.model.baseFormat), false, bar);
-                        try (FluxModel model = FluxModel.build(arch, be, dt, wp)) {
-                            bar.close();
-                            return train(cfg, resume, out, be, model, data, toy);
-                        }
-                    }
-                    try (FluxModel model = FluxModel.build(arch, be, dt, wp)) {
-                        return train(cfg, resume, out, be, model, data, toy);
-                    }
+        String weights = cfg.model.weights;
+        if (toy && weights.isBlank()) weights = ToyBase.ensure(Path.of(cfg.output, "toy-base"), System.err).toString();
+        String w = weights;
+        if (cfg.gpus == 1) {
+            try (Backend be = Backends.open(cfg.device)) {
+                return trainRank(cfg, resume, out, be, w, dev.impasto.train.dist.Collective.SOLO);
+            }
+        }
+        int[] devices = new int[cfg.gpus];
+        for (int i = 0; i < devices.length; i++) devices[i] = i;
+        try (var group = new dev.impasto.train.dist.NcclCollective.Group(devices, 600)) {
+            System.err.println("[impasto] data-parallel training on " + cfg.gpus + " GPUs (NCCL " + dev.impasto.train.dist.NcclCollective.version() + ")");
+            var codes = dev.impasto.train.dist.DataParallel.run(cfg.gpus, group::abort, rank -> {
+                try (var be = dev.impasto.tensor.cuda.CudaBackend.open(rank)) {
+                    return trainRank(cfg, resume, rank == 0 ? out : new PrintStream(java.io.OutputStream.nullOutputStream()), be, w,
+                            new dev.impasto.train.dist.NcclCollective(group, rank, be));
                 }
+            });
+            return codes.getFirst();
+        }
+    }
+
+    /** Builds the data and the model of one rank on its backend and trains. */
+    private static int trainRank(TrainConfig cfg, boolean resume, PrintStream out, Backend be, String weights,
+                                 dev.impasto.train.dist.Collective coll) throws Exception {
+        boolean toy = cfg.data.cache.isBlank();
+        boolean synthetic = cfg.data.cache.startsWith("synthetic");
+        DType dt = Backends.computeType(be);
+        FluxConfig arch = toy ? ToyWorld.config() : FluxConfig.load(cfg.model.preset);
+        boolean lead = coll.rank() == 0;
+        try (TrainingSet data = toy ? new ToyWorld(ToyWorld.Style.valueOf(cfg.data.toyStyle), cfg.data.toyPerClass, 11)
+                : synthetic ? dev.impasto.train.SyntheticSet.parse(cfg.data.cache, arch.contextDim(), arch.vecDim())
+                : LatentCache.open(Path.of(cfg.data.cache));
+             FluxCheckpoint ckpt = weights.isBlank() ? null : FluxCheckpoint.open(Path.of(weights))) {
+            WeightProvider wp;
+            ProgressBar bar = null;
+            if (ckpt == null) {
+                if (lead) System.err.println("[impasto] no --model.weights: training on RANDOM " + cfg.model.baseFormat + " base weights (benchmarks only)");
+                wp = new dev.impasto.model.RandomQuantizedWeights(be, dt, BaseFormat.parse(cfg.model.baseFormat), 1);
+            } else {
+                if (!ckpt.isComplete()) ckpt.requireComplete();
+                bar = new ProgressBar("load " + Path.of(weights).getFileName(), ckpt.weights().size(), "tensors",
+                        lead ? System.err : new PrintStream(java.io.OutputStream.nullOutputStream()), System.console() != null, System::nanoTime);
+                wp = new CheckpointWeights(ckpt, be, dt, BaseFormat.parse(cfg.model.baseFormat), false, bar);
+            }
+            try (FluxModel model = FluxModel.build(arch, be, dt, wp)) {
+                if (bar != null) bar.close();
+                return train(cfg, resume, out, be, model, data, toy, coll);
             }
         }
     }
 
-    private static int train(TrainConfig cfg, boolean resume, PrintStream out, Backend be, FluxModel model, TrainingSet data, boolean toy) throws Exception {
-        Trainer t = new Trainer(cfg, be, model, data, System.err);
+    private static int train(TrainConfig cfg, boolean resume, PrintStream out, Backend be, FluxModel model, TrainingSet data, boolean toy,
+                             dev.impasto.train.dist.Collective coll) throws Exception {
+        Trainer t = new Trainer(cfg, be, model, data, System.err, coll);
         Trainer.Result r = t.run(resume);
+        if (coll.rank() != 0) return 0;
         out.printf(java.util.Locale.ROOT, "trained %d steps: loss %.4f -> %.4f (moving average)%n", r.steps(), r.firstLoss(), r.lastLossEma());
         out.println("  LoRA (diffusers/peft): " + r.lora());
         out.println("  LoRA (kohya):          " + r.runDir().resolve("lora_kohya.safetensors"));

@@ -28,6 +28,8 @@ public final class TrainConfig {
     public String output = "runs";
     @JsonPropertyDescription("cpu, cuda, cuda:N or auto")
     public String device = "auto";
+    @JsonPropertyDescription("GPUs for data-parallel training (NCCL): each takes batchSize items of every step")
+    public int gpus = 1;
     public Model model = new Model();
     public Data data = new Data();
     public Lora lora = new Lora();
@@ -187,6 +189,7 @@ public final class TrainConfig {
             p.add("model.baseFormat: unknown \"" + model.baseFormat + "\" (bf16, nf4, nf4-dq, int8, int4, q8_0, q4_0, q4_k)");
         if (!List.of("A", "B").contains(data.toyStyle)) p.add("data.toyStyle: A or B, got " + data.toyStyle);
         if (data.toyPerClass < 1) p.add("data.toyPerClass: must be >= 1");
+        if (gpus < 1) p.add("gpus: must be >= 1");
         try {
             loraConfig();
         } catch (IllegalArgumentException e) {
