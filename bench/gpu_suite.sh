@@ -9,7 +9,7 @@ set -uo pipefail
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT/logs"
 tar xzf .device/jre.tar.gz -C /tmp && export JAVA_HOME=/tmp/jre PATH=/tmp/jre/bin:$PATH
 mkdir -p /tmp/app && tar xzf .device/classes.tar.gz -C /tmp/app
-export IMPASTO_CP=/tmp/app/classes:/tmp/app/test-classes:$(ls .device/lib/*.jar | tr '\n' :)
+export IMPASTO_CP=/tmp/app/classes:/tmp/app/test-classes:src/test/resources:$(ls .device/lib/*.jar | tr '\n' :)
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 J="java --enable-native-access=ALL-UNNAMED -Xmx32g -cp $IMPASTO_CP"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/logs/gpu.txt"

@@ -7,3 +7,7 @@ cd "$(git rev-parse --show-toplevel)"
 rm -f .device/lib/impasto.jar .device/lib/zstd-jni-*.jar .device/lib/hadoop-*.jar .device/lib/parquet-*.jar .device/lib/snappy-java-*.jar \
       .device/lib/aircompressor-*.jar .device/lib/commons-pool-*.jar .device/lib/jts-core-*.jar .device/lib/jmh-generator-*.jar .device/lib/commons-math3-*.jar .device/lib/jopt-simple-*.jar
 du -sh .device
+# test resources travel in the working tree already (gpu_suite.sh puts src/test/resources on the class path):
+# keep only compiled classes in the archive
+(cd target && tar czf ../.device/classes.tar.gz classes $(cd test-classes && find . -name '*.class' | sed 's#^\./#test-classes/#'))
+du -sh .device
