@@ -163,6 +163,15 @@ public abstract class Tensor implements AutoCloseable {
         return newView(dtype, offset, rowStride, rows(), cols());
     }
 
+    /**
+     * A view of this tensor's storage at any element offset, row stride and shape (for tools that mirror tensors
+     * between backends). The caller keeps it inside the storage.
+     */
+    public final Tensor strided(long elementOffset, long stride, long... newShape) {
+        checkLive();
+        return newView(dtype, elementOffset, stride, newShape);
+    }
+
     public final Tensor view() {
         return newView(dtype, offset, rowStride, shape);
     }
