@@ -29,8 +29,8 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--tokens", defaultValue = "1024,4096", split = ",", description = "Image tokens: 1024 = 512x512, 4096 = 1024x1024.")
     int[] tokens;
 
-    @Option(names = "--checkpointing", defaultValue = "false,true", split = ",", description = "Gradient checkpointing settings to time.")
-    boolean[] checkpointing;
+    @Option(names = "--checkpointing", defaultValue = "off,on", split = ",", description = "Gradient checkpointing settings to time: off, on or both (default: ${DEFAULT-VALUE}).")
+    List<String> checkpointing;
 
     @Option(names = "--warmup", defaultValue = "3")
     int warmup;
@@ -48,7 +48,13 @@ public final class BenchCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         FluxConfig cfg = FluxConfig.load(model);
         try (CudaBackend be = CudaBackend.open(device)) {
-            ObjectNode r = FluxBench.run(be, cfg, formats.stream().map(BaseFormat::parse).toList(), tokens, checkpointing, warmup, iters, System.err);
+            boolean[] ck = new boolean[checkpointing.size()];
+            for (int i = 0; i < ck.length; i++) {
+                String c = checkpointing.get(i).trim().toLowerCase(java.util.Locale.ROOT);
+                if (!List.of("on", "off", "true", "false").contains(c)) throw new IllegalArgumentException("--checkpointing takes on/off, got " + c);
+                ck[i] = c.equals("on") || c.equals("true");
+            }
+            ObjectNode r = FluxBench.run(be, cfg, formats.stream().map(BaseFormat::parse).toList(), tokens, ck, warmup, iters, System.err);
             String text = new ObjectMapper().writerWithDefaultPrettyPrinter().writeValueAsString(r);
             if (json != null) Files.writeString(json, text);
             System.out.println(text);
