@@ -58,7 +58,7 @@ public final class RandomQuantizedWeights implements WeightProvider {
     }
 
     private Tensor randomBytes(String key, long n) {
-        try (Arena a = Arena.ofConfined()) {
+        try (Arena a = Arena.ofShared()) { // filled by the parallel stream's threads
             MemorySegment host = a.allocate(n, 64);
             long chunk = 1 << 22;
             long base = dense.seedOf(key + ".codes") ^ seed;
