@@ -69,7 +69,8 @@ public final class RandomQuantizedWeights implements WeightProvider {
                 for (; i + 8 <= end; i += 8) host.set(ValueLayout.JAVA_LONG_UNALIGNED, i, r.nextLong());
                 for (; i < end; i++) host.set(ValueLayout.JAVA_BYTE, i, (byte) r.nextInt());
             });
-            return be.fromBytes(host, DType.U8, format == BaseFormat.INT8 ? DType.I8 : DType.U8, n);
+            DType t = format == BaseFormat.INT8 ? DType.I8 : DType.U8;
+            return be.fromBytes(host, t, t, n); // same type: a plain copy, no per-element conversion
         }
     }
 

@@ -156,6 +156,12 @@ public final class Trainer {
         }
         st.globalBatch = globalBatch;
         List<int[]> plan = batcher.epoch(st.epoch);
+        Prefetch next = null;
+        java.util.concurrent.ExecutorService prefetcher = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
+            Thread th = new Thread(r, "impasto-data");
+            th.setDaemon(true);
+            return th;
+        });
         try (MetricsLog metrics = lead ? new MetricsLog(metricsFile, st.step > 0) : null;
              Tensor loss = be.empty(DType.F32, 1); Tensor lossSum = be.empty(DType.F32, 1); Tensor normSq = be.empty(DType.F32, 1);
              ProgressBar bar = new ProgressBar("train", cfg.training.steps, "it", lead ? System.err : new PrintStream(java.io.OutputStream.nullOutputStream()),
@@ -175,8 +181,17 @@ public final class Trainer {
                         plan = batcher.epoch(st.epoch);
                     }
                     int[] global = plan.get(st.batchInEpoch++);
-                    int per = global.length / world;
-                    microStep(java.util.Arrays.copyOfRange(global, coll.rank() * per, (coll.rank() + 1) * per), coll.rank() * per, step, micro, ts, loss);
+                    HostBatch hb = next != null && next.step() == step && next.micro() == micro ? awaitPrepared(next) : null;
+                    if (hb == null) hb = prepareShare(global, step, micro, ts);
+                    // the next micro-batch is made on the host while the device works on this one
+                    int nextMicro = micro + 1 < cfg.training.gradAccum ? micro + 1 : 0;
+                    long nextStep = nextMicro == 0 ? step + 1 : step;
+                    if (nextStep <= cfg.training.steps) {
+                        int[] following = st.batchInEpoch < plan.size() ? plan.get(st.batchInEpoch) : batcher.epoch(st.epoch + 1).getFirst();
+                        TimestepSampler tsf = ts;
+                        next = new Prefetch(nextStep, nextMicro, prefetcher.submit(() -> prepareShare(following, nextStep, nextMicro, tsf)));
+                    } else next = null;
+                    execute(hb, loss);
                     be.axpby(lossSum, 1.0 / cfg.training.gradAccum, loss, 1);
                 }
                 if (world > 1) {
@@ -225,6 +240,8 @@ public final class Trainer {
                     + ", base " + cfg.model.baseFormat + ", gradient checkpointing " + (cfg.training.gradientCheckpointing ? "on" : "off")
                     + ", peak so far " + CudaOutOfMemoryException.human(be.peakBytes()) + "): " + e.getMessage()
                     + (cfg.training.gradientCheckpointing ? "" : " Turn on --training.gradientCheckpointing true first."), e);
+        } finally {
+            prefetcher.shutdownNow();
         }
         coll.barrier();
         if (!lead) return new Result(st.step, firstLoss, st.lossEma, st.skippedSteps, runDir, runDir.resolve("lora.safetensors"));
@@ -235,19 +252,22 @@ public final class Trainer {
         return new Result(st.step, firstLoss, st.lossEma, st.skippedSteps, runDir, lora);
     }
 
-    /** Forward, loss and backward of one micro-batch; gradients accumulate, loss (F32 [1]) receives the batch MSE. */
+    /** This rank's share of one micro-batch, made on the host: packed latents, prompt embeddings, timesteps. */
+    record HostBatch(int b, int c, int h, int w, int lt, float[] x0, float[] txt, float[] y, double[] t, int globalFirst, long step, int micro) {}
+
     /**
-     * Forward, loss and backward of this rank's part of a micro-batch; {@code globalFirst} is the position of batch[0] in
-     * the global batch: every random draw of an item is keyed by (seed, step, micro-batch, global position), so N
-     * ranks see exactly the noise and timesteps one rank would for the whole global batch.
+     * The host side of a micro-step (a pure function of its arguments, so it can run ahead on another thread):
+     * {@code globalFirst} is the position of batch[0] in the global batch; every random draw of an item is keyed by
+     * (seed, step, micro-batch, global position), so N ranks see exactly the noise and timesteps one rank would for the
+     * whole global batch.
      */
-    private void microStep(int[] batch, int globalFirst, long step, int micro, TimestepSampler ts, Tensor loss) {
+    HostBatch prepare(int[] batch, int globalFirst, long step, int micro, TimestepSampler ts) {
         int b = batch.length;
         List<TrainingSet.Item> items = new ArrayList<>(b);
         for (int i : batch) items.add(data.item(i));
         TrainingSet.Item first = items.getFirst();
         int c = first.channels(), h = first.height(), w = first.width();
-        int gh = h / 2, gw = w / 2, len = gh * gw, feat = c * 4, lt = first.textLen();
+        int len = (h / 2) * (w / 2), feat = c * 4, lt = first.textLen();
         float[] x0 = new float[b * len * feat], txt = new float[b * lt * data.textDim()], y = new float[b * data.pooledDim()];
         double[] t = new double[b];
         TrainingSet.Item empty = null;
@@ -263,21 +283,48 @@ public final class Trainer {
             System.arraycopy(cond.pooled(), 0, y, k * data.pooledDim(), data.pooledDim());
             t[k] = ts.sample(r, len);
         }
+        return new HostBatch(b, c, h, w, lt, x0, txt, y, t, globalFirst, step, micro);
+    }
+
+    /** Forward, loss and backward of a prepared micro-batch; gradients accumulate, loss (F32 [1]) receives its MSE. */
+    private void execute(HostBatch hb, Tensor loss) {
+        int b = hb.b(), gh = hb.h() / 2, gw = hb.w() / 2, len = gh * gw, feat = hb.c() * 4, lt = hb.lt();
+        long step = hb.step();
+        int micro = hb.micro();
         DType dt = model.dtype;
-        try (Tensor tx0 = be.fromFloats(x0, dt, b, len, feat); Tensor ttxt = be.fromFloats(txt, dt, b, lt, data.textDim());
-             Tensor ty = be.fromFloats(y, dt, b, data.pooledDim()); Tensor tt = be.fromDoubles(t, DType.F32, b);
+        try (Tensor tx0 = be.fromFloats(hb.x0(), dt, b, len, feat); Tensor ttxt = be.fromFloats(hb.txt(), dt, b, lt, data.textDim());
+             Tensor ty = be.fromFloats(hb.y(), dt, b, data.pooledDim()); Tensor tt = be.fromDoubles(hb.t(), DType.F32, b);
              Tensor tg = be.empty(DType.F32, b); Tensor noise = be.empty(dt, b, len, feat); Tensor xt = be.empty(dt, b, len, feat);
              Tensor target = be.empty(dt, b, len, feat); Tensor grad = be.empty(dt, b, len, feat);
              Tensor pe = Rope.tensor(be, model.config, lt, gh, gw)) {
             be.fill(tg, cfg.training.guidance);
             for (int k = 0; k < b; k++)
-                be.randn(noise.rows((long) k * len, (long) (k + 1) * len), mix(cfg.training.seed ^ 0x5EED, step, micro * 1_000_003L + globalFirst + k));
+                be.randn(noise.rows((long) k * len, (long) (k + 1) * len), mix(cfg.training.seed ^ 0x5EED, step, micro * 1_000_003L + hb.globalFirst() + k));
             be.flowMatchMix(xt, target, tx0, noise, tt);
             LoraContext ctx = LoraContext.training(mix(cfg.training.seed ^ 0xD50, step, micro));
             try (FluxModel.Pass p = model.forwardTrain(new FluxModel.Inputs(xt, ttxt, ty, tt, model.config.guidanceEmbed() ? tg : null, pe), ctx)) {
                 be.mseLoss(loss, grad, p.output(), target, 1.0 / cfg.training.gradAccum);
                 model.backward(p, grad, false);
             }
+        }
+    }
+
+    /** A micro-batch being made ahead of time. */
+    private record Prefetch(long step, int micro, java.util.concurrent.Future<HostBatch> batch) {}
+
+    private HostBatch prepareShare(int[] global, long step, int micro, TimestepSampler ts) {
+        int per = global.length / coll.world();
+        return prepare(java.util.Arrays.copyOfRange(global, coll.rank() * per, (coll.rank() + 1) * per), coll.rank() * per, step, micro, ts);
+    }
+
+    private static HostBatch awaitPrepared(Prefetch p) {
+        try {
+            return p.batch().get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while preparing data", e);
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw e.getCause() instanceof RuntimeException re ? re : new IllegalStateException(e.getCause());
         }
     }
 

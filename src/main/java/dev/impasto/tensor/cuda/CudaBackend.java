@@ -170,6 +170,28 @@ public final class CudaBackend implements Backend {
         return t;
     }
 
+    /** Bulk upload of floats: converted to the device dtype in one pass over a native buffer, then one copy. */
+    @Override
+    public Tensor fromFloats(float[] values, DType dtype, long... shape) {
+        if (dtype != DType.F32 && dtype != DType.BF16) return Backend.super.fromFloats(values, dtype, shape);
+        CudaTensor t = (CudaTensor) empty(dtype, shape);
+        if (values.length != t.numel())
+            throw new IllegalArgumentException(values.length + " values for shape " + java.util.Arrays.toString(shape));
+        try (Arena a = Arena.ofConfined()) {
+            long bytes = (long) values.length * dtype.byteSize();
+            MemorySegment host = a.allocate(Math.max(1, bytes), 16);
+            if (dtype == DType.F32) MemorySegment.copy(values, 0, host, ValueLayout.JAVA_FLOAT_UNALIGNED, 0, values.length);
+            else {
+                short[] b = new short[values.length];
+                for (int i = 0; i < b.length; i++) b[i] = DType.floatToBf16(values[i]);
+                MemorySegment.copy(b, 0, host, ValueLayout.JAVA_SHORT_UNALIGNED, 0, b.length);
+            }
+            Memcpy.hostToDevice(t.address(), host, bytes, ctx.stream());
+            ctx.synchronize();
+        }
+        return t;
+    }
+
     @Override
     public Tensor fromBytes(MemorySegment src, DType srcType, DType dtype, long... shape) {
         CudaTensor t = (CudaTensor) empty(dtype, shape);
