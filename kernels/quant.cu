@@ -284,58 +284,6 @@ __device__ void dequant_q4_k_impl(T* out, const uint8_t* blocks, i64 numel) {
 }
 
 
-// ------------------------------------------------------------------------------------------------ NF4 wide path
-// The bandwidth path of NF4 dequantization: a thread takes 32 elements at a time (one 16-byte load of packed codes,
-// one scale: the 32 lie in one 64-element block) and writes them with four 16-byte stores; each packed byte is
-// decoded through a 256-entry table of (code[hi], code[lo]) float pairs in shared memory (one lookup per two outputs).
-// The arithmetic is the same fp32 product as the plain path, so the results are bit-identical.
-// Requirements (checked by the caller): blocksize a multiple of 32, numel % 32 == 0, packed and out 16-byte aligned.
-template <typename T>
-__device__ void dequant_nf4_wide_impl(T* out, const uint8_t* packed, const void* absmax, const float* nested, const float* nestedCode,
-                                      float offset, int blocksize, int nestedBlocksize, i64 numel) {
-  __shared__ float2 pair[256];
-  for (int i = threadIdx.x; i < 256; i += blockDim.x) pair[i] = make_float2(NF4_CODE[i >> 4], NF4_CODE[i & 15]);
-  __syncthreads();
-  const Nf4Scales sc = nf4_scales(absmax, nested, nestedCode, offset, blocksize, nestedBlocksize);
-  const i64 chunks = numel / 32, tid = global_thread(), nt = global_threads();
-  for (i64 c0 = tid; c0 < chunks; c0 += 2 * nt) {
-    uint4 w[2];
-    float am[2];
-#pragma unroll
-    for (int u = 0; u < 2; u++) {
-      i64 c = c0 + u * nt;
-      if (c < chunks) {
-        w[u] = __ldg(reinterpret_cast<const uint4*>(packed) + c);
-        am[u] = sc.at(c * 32);
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < 2; u++) {
-      i64 c = c0 + u * nt;
-      if (c >= chunks) continue;
-      const uint32_t words[4] = {w[u].x, w[u].y, w[u].z, w[u].w};
-#pragma unroll
-      for (int q = 0; q < 4; q++) {
-        float v[8];
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-          float2 p = pair[(words[q] >> (8 * j)) & 255];
-          v[2 * j] = __fmul_rn(p.x, am[u]);
-          v[2 * j + 1] = __fmul_rn(p.y, am[u]);
-        }
-        store_n<T, 8>(out + c * 32 + q * 8, v);
-      }
-    }
-  }
-}
-
-#define DEQUANT_WIDE(T, sfx)                                                                                             \
-  IMPASTO_KERNEL void __launch_bounds__(256) impasto_dequant_nf4_wide_##sfx(T* out, const uint8_t* packed, const void* absmax, \
-      const float* nested, const float* nestedCode, float offset, int blocksize, int nestedBlocksize, i64 numel) {       \
-    dequant_nf4_wide_impl<T>(out, packed, absmax, nested, nestedCode, offset, blocksize, nestedBlocksize, numel);        \
-  }
-IMPASTO_FOR_TYPES(DEQUANT_WIDE)
-
 #define DEQUANT(T, sfx)                                                                                                  \
   IMPASTO_KERNEL void impasto_dequant_nf4_##sfx(T* out, const uint8_t* packed, const void* absmax, const float* nested,  \
                                                 const float* nestedCode, float offset, int blocksize,                    \

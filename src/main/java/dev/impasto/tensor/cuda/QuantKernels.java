@@ -124,15 +124,6 @@ final class QuantKernels {
         switch (w) {
             case LinearWeight.Nf4 q -> {
                 checkNf4(q);
-                boolean wide = numel % 32 == 0 && q.blocksize() % 32 == 0 && out.address() % 16 == 0 && CudaBackend.addr(q.packed()) % 16 == 0;
-                if (wide) {
-                    // one 32-element chunk per thread per step, two steps in flight: a grid of ~8 blocks per SM covers it
-                    int wideGrid = (int) Math.max(1, Math.min((numel / 32 + 2L * BLOCK - 1) / (2L * BLOCK), 65535L * 32));
-                    be.kernel("impasto_dequant_nf4_wide_" + t).launch(be.ctx.stream(), wideGrid, 1, 1, BLOCK, 1, 1, 0,
-                            out.address(), CudaBackend.addr(q.packed()), CudaBackend.addr(q.absmax()), CudaBackend.addr(q.nestedAbsmax()),
-                            CudaBackend.addr(q.nestedCode()), q.nestedOffset(), q.blocksize(), Math.max(1, q.nestedBlocksize()), numel);
-                    return;
-                }
                 be.kernel("impasto_dequant_nf4_" + t).launch(be.ctx.stream(), grid, 1, 1, BLOCK, 1, 1, 0,
                         out.address(), CudaBackend.addr(q.packed()), CudaBackend.addr(q.absmax()), CudaBackend.addr(q.nestedAbsmax()),
                         CudaBackend.addr(q.nestedCode()), q.nestedOffset(), q.blocksize(), Math.max(1, q.nestedBlocksize()), numel);
