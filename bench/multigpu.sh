@@ -9,7 +9,7 @@ tar xzf .device/jre.tar.gz -C /tmp 2>/dev/null; export JAVA_HOME=/tmp/jre PATH=/
 rm -rf /tmp/app; mkdir -p /tmp/app && tar xzf .device/classes.tar.gz -C /tmp/app
 CP=/tmp/app/classes:$(ls .device/lib/*.jar | tr '\n' :)
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-J="java --enable-native-access=ALL-UNNAMED -Xmx48g -cp $CP dev.impasto.cli.Main train --device cuda --output /tmp/mg --model.preset flux-dev --model.baseFormat nf4 --data.cache synthetic:512x512:16 --checkpoint.every 0 --sample.every 0 --sample.items '' --training.captionDropout 0"
+J="java --enable-native-access=ALL-UNNAMED -Xmx48g -cp $CP dev.impasto.cli.Main train --device cuda --output /tmp/mg --model.preset flux-dev --model.baseFormat nf4 --data.cache synthetic:512x512:16 --checkpoint.every 0 --sample.every 0 --sample.items= --training.captionDropout 0"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 $J --name eq1 --gpus 1 --training.batchSize 2 --training.steps 6 --optimizer.lr 1e-3 > $OUT/eq1.log 2>&1; tail -2 $OUT/eq1.log
 $J --name eq2 --gpus 2 --training.batchSize 1 --training.steps 6 --optimizer.lr 1e-3 > $OUT/eq2.log 2>&1; tail -2 $OUT/eq2.log
