@@ -71,14 +71,19 @@ public final class LatentImages {
         g.setColor(new Color(245, 243, 238));
         g.fillRect(0, 0, out.getWidth(), out.getHeight());
         g.setColor(new Color(30, 30, 30));
-        g.setFont(new Font(Font.SANS_SERIF, Font.BOLD, 14));
-        if (title != null) g.drawString(title, pad, 17);
-        g.setFont(new Font(Font.SANS_SERIF, Font.PLAIN, 12));
-        if (colLabels != null)
-            for (int c = 0; c < Math.min(cols, colLabels.size()); c++) g.drawString(colLabels.get(c), labelW + pad + c * (cw + pad), top - 6);
+        boolean text = true;
+        try {
+            g.setFont(new Font(Font.SANS_SERIF, Font.BOLD, 14));
+            if (title != null) g.drawString(title, pad, 17);
+            g.setFont(new Font(Font.SANS_SERIF, Font.PLAIN, 12));
+            if (colLabels != null)
+                for (int c = 0; c < Math.min(cols, colLabels.size()); c++) g.drawString(colLabels.get(c), labelW + pad + c * (cw + pad), top - 6);
+        } catch (RuntimeException | Error e) {
+            text = false; // no fonts on this machine (a headless server without fontconfig): the grid without labels
+        }
         for (int r = 0; r < rows.size(); r++) {
             int y = top + pad + r * (ch + pad);
-            if (rowLabels != null && r < rowLabels.size()) g.drawString(shorten(rowLabels.get(r), 22), pad, y + ch / 2 + 5);
+            if (text && rowLabels != null && r < rowLabels.size()) g.drawString(shorten(rowLabels.get(r), 22), pad, y + ch / 2 + 5);
             for (int c = 0; c < rows.get(r).size(); c++) g.drawImage(rows.get(r).get(c), labelW + pad + c * (cw + pad), y, null);
         }
         g.dispose();

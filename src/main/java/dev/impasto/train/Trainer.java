@@ -232,7 +232,13 @@ public final class Trainer {
                 boolean last = step == cfg.training.steps;
                 if (lead && ((cfg.checkpoint.every > 0 && step % cfg.checkpoint.every == 0) || last))
                     ckpts.save(st, this::writeState, cfg.checkpoint.keep);
-                if (lead && ((cfg.sample.every > 0 && step % cfg.sample.every == 0) || last)) sampleGrid(step);
+                if (lead && ((cfg.sample.every > 0 && step % cfg.sample.every == 0) || last)) {
+                    try {
+                        sampleGrid(step);
+                    } catch (IOException | RuntimeException | Error e) {
+                        log.println("[impasto] sample grid at step " + step + " failed (" + e + "); training goes on");
+                    }
+                }
                 afterStep.accept(step);
             }
         } catch (CudaOutOfMemoryException e) {
@@ -245,8 +251,12 @@ public final class Trainer {
         }
         coll.barrier();
         if (!lead) return new Result(st.step, firstLoss, st.lossEma, st.skippedSteps, runDir, runDir.resolve("lora.safetensors"));
-        LossPlot.write(metricsFile, runDir.resolve("loss.png"), cfg.name + ": training loss");
         Path lora = writeLoraFiles();
+        try {
+            LossPlot.write(metricsFile, runDir.resolve("loss.png"), cfg.name + ": training loss");
+        } catch (IOException | RuntimeException | Error e) { // a machine without fonts can't draw text: the run still succeeds
+            log.println("[impasto] could not draw loss.png (" + e + "); metrics.jsonl has the numbers");
+        }
         log.printf(Locale.ROOT, "[impasto] done: %d steps, loss %.4f -> %.4f (moving average), %d skipped; LoRA in %s%n",
                 st.step, firstLoss, st.lossEma, st.skippedSteps, lora);
         return new Result(st.step, firstLoss, st.lossEma, st.skippedSteps, runDir, lora);
