@@ -2,12 +2,9 @@ package dev.impasto.api;
 
 import dev.impasto.image.LatentImages;
 import dev.impasto.io.flux.FluxCheckpoint;
-import dev.impasto.lora.LoadedLora;
-import dev.impasto.lora.LoraFileReader;
 import dev.impasto.model.CheckpointWeights;
 import dev.impasto.model.FluxModel;
 import dev.impasto.model.Latents;
-import dev.impasto.model.LoraGroup;
 import dev.impasto.quant.BaseFormat;
 import dev.impasto.sample.Sampler;
 import dev.impasto.tensor.Backend;
@@ -21,7 +18,6 @@ import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -38,15 +34,14 @@ public final class ToyGenerator implements ImageGenerator {
     private final FluxCheckpoint ckpt;
     private final FluxModel model;
     private final ToyWorld world = new ToyWorld(ToyWorld.Style.A, 1, 11);
-    private final Map<String, Path> loraFiles = new LinkedHashMap<>();
-    private String attached;
+    private final LoraSwitch loras;
 
     /** baseFolder: where the toy base lives (built there if missing); loras: name -> LoRA file. */
     public ToyGenerator(Path baseFolder, Map<String, Path> loras, PrintStream log) throws IOException {
         Path base = ToyBase.ensure(baseFolder, log);
         ckpt = FluxCheckpoint.open(base);
         model = FluxModel.build(ToyWorld.config(), be, DType.F32, new CheckpointWeights(ckpt, be, DType.F32, BaseFormat.F32, false, null));
-        loraFiles.putAll(loras);
+        this.loras = new LoraSwitch(loras);
     }
 
     public static int classOf(String prompt) {
@@ -59,7 +54,7 @@ public final class ToyGenerator implements ImageGenerator {
     public synchronized Result generate(Request r, IntConsumer onStep) {
         long t0 = System.nanoTime();
         int cls = classOf(r.prompt());
-        selectLora(r.lora());
+        this.loras.select(model, r.lora());
         int lh = r.height() / 8, lw = r.width() / 8;
         var prompt = world.prompt(cls);
         double scale = r.lora() == null ? 0 : r.loraScale();
@@ -86,25 +81,9 @@ public final class ToyGenerator implements ImageGenerator {
         return new Result(img, lat, ToyWorld.CHANNELS, lh, lw, settings, (System.nanoTime() - t0) / 1_000_000);
     }
 
-    private void selectLora(String name) {
-        if (name == null || name.equals(attached)) return;
-        Path file = loraFiles.get(name);
-        if (file == null) throw new IllegalArgumentException("unknown LoRA \"" + name + "\" (available: " + loraFiles.keySet() + ")");
-        for (LoraGroup g : model.detachLora()) g.close();
-        attached = null;
-        try {
-            LoadedLora l = LoraFileReader.read(file, model.config, be, DType.F32);
-            if (!l.unknownKeys().isEmpty()) throw new IllegalArgumentException(file + ": keys that match no layer: " + l.unknownKeys());
-            model.attachLoraGroups(l.groups());
-            attached = name;
-        } catch (IOException e) {
-            throw new IllegalArgumentException("cannot load LoRA " + file + ": " + e.getMessage(), e);
-        }
-    }
-
     @Override
     public List<String> loras() {
-        return new ArrayList<>(loraFiles.keySet());
+        return loras.names();
     }
 
     @Override
@@ -115,7 +94,7 @@ public final class ToyGenerator implements ImageGenerator {
 
     @Override
     public synchronized void close() {
-        for (LoraGroup g : model.detachLora()) g.close();
+        loras.detach(model);
         model.close();
         ckpt.close();
     }

@@ -59,6 +59,10 @@ public final class SampleCommand implements Callable<Integer> {
     @Option(names = "--prompt", description = "Prompt text (the toy world knows: disc, square, stripes, ring).")
     String prompt;
 
+    @Option(names = "--encoders", paramLabel = "DIR",
+            description = "Text encoders, tokenizers and VAE (a FLUX.1 folder: text_encoder/, tokenizer/, text_encoder_2/, tokenizer_2/, ae.safetensors or vae/): encodes --prompt and decodes the pictures.")
+    Path encodersDir;
+
     @Option(names = "--prompt-embeds", description = "safetensors with t5 [L, 4096] and clip [768] embeddings (until text encoders are given).")
     Path promptEmbeds;
 
@@ -138,7 +142,17 @@ public final class SampleCommand implements Callable<Integer> {
                         m.attachLoraGroups(LoraStack.merge(be, dt, entries));
                         toClose.forEach(LoraGroup::close);
                     }
-                    float[][] cond = conditioning(toy, cfg);
+                    dev.impasto.encoders.FluxEncoders enc = encodersDir == null ? null
+                            : dev.impasto.encoders.FluxEncoders.load(be, dt, dev.impasto.encoders.FluxEncoders.Configs.flux(cfg.name().contains("schnell") ? 256 : 512),
+                                    dev.impasto.encoders.FluxEncoders.Paths.fluxFolder(encodersDir), BaseFormat.BF16);
+                    float[][] cond;
+                    if (enc != null) {
+                        if (prompt == null) throw new IllegalArgumentException("--encoders needs a --prompt");
+                        try (var p = enc.encodePrompt(prompt)) {
+                            cond = new float[][] {be.toFloats(p.t5()), be.toFloats(p.pooled())};
+                            if (p.truncatedT5()) System.err.println("[impasto] the prompt is longer than T5's window: its end is cut");
+                        }
+                    } else cond = conditioning(toy, cfg);
                     int lt = cond[0].length / cfg.contextDim();
                     float[] txt = new float[batch * cond[0].length], y = new float[batch * cond[1].length];
                     for (int b = 0; b < batch; b++) {
@@ -165,13 +179,14 @@ public final class SampleCommand implements Callable<Integer> {
                             meta.put("loras", String.join(", ", loras));
                             meta.put("Software", "impasto");
                             String name = String.format(Locale.ROOT, "seed-%d", seed + b);
-                            Png.write(LatentImages.fromLatent(chw, ch, lh, lw, toy ? 8 : 1), out.resolve(name + ".png"), meta);
+                            Png.write(enc != null ? enc.decode(chw, lh, lw) : LatentImages.fromLatent(chw, ch, lh, lw, toy ? 8 : 1), out.resolve(name + ".png"), meta);
                             SafetensorsWriter.write(out.resolve(name + ".latent.safetensors"), meta,
                                     List.of(SafetensorsWriter.Tensor.ofFloats("latent", DType.F32, new long[] {ch, lh, lw}, chw)));
-                            stdout.println(out.resolve(name + ".png") + (toy ? "" : "  (latent preview; decode with the VAE for the picture)"));
+                            stdout.println(out.resolve(name + ".png") + (toy || enc != null ? "" : "  (latent preview: give --encoders for the decoded picture)"));
                         }
                     }
                     System.err.printf(Locale.ROOT, "[impasto] %d sample(s) of %dx%d in %.1f s on %s%n", batch, w, h, (System.nanoTime() - t0) / 1e9, be.name());
+                    if (enc != null) enc.close();
                 }
             }
         }

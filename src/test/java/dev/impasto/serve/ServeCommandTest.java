@@ -54,12 +54,12 @@ class ServeCommandTest {
     }
 
     @Test
-    void realWeightsAreRefusedWithTheReason() {
+    void aCheckpointWithoutItsEncodersIsRefusedWithTheReason() {
         StringWriter err = new StringWriter();
         CommandLine cl = new CommandLine(new ServeCommand());
         cl.setErr(new PrintWriter(err, true));
         assertEquals(2, cl.execute("--model", "flux1-dev.safetensors", "--port", "0"));
-        assertTrue(err.toString().contains("needs the T5/CLIP text encoders and the VAE"), err.toString());
+        assertTrue(err.toString().contains("needs --encoders DIR"), err.toString());
         assertEquals(2, cl.execute("--queue", "0", "--port", "0"));
         assertTrue(err.toString().contains("queue capacity must be >= 1"), err.toString());
     }
