@@ -68,6 +68,7 @@ public final class CheckpointWeights implements WeightProvider {
             b = vectorOf(bd, out);
         }
         tick(key);
+        release(ws);
         return new BaseLinear(w, b);
     }
 
@@ -91,6 +92,15 @@ public final class CheckpointWeights implements WeightProvider {
         float[] v = d.toFloatArray();
         if (d.swapHalves()) v = swap(v, n, 1);
         return be.fromFloats(v, dense, n);
+    }
+
+    /** The weight is on the backend now: its file pages need not stay resident (a CPU backend copies too). */
+    private static void release(WeightSource ws) {
+        switch (ws) {
+            case WeightSource.Dense d -> d.parts().forEach(p -> dev.impasto.io.PageRelease.release(p.data()));
+            case WeightSource.BnbNf4 n -> n.parts().forEach(p -> dev.impasto.io.PageRelease.release(p.packed().data()));
+            case WeightSource.Gguf g -> dev.impasto.io.PageRelease.release(g.tensor().data());
+        }
     }
 
     private void tick(String key) {
