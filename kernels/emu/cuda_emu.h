@@ -87,6 +87,7 @@ inline float __shfl_xor_sync(unsigned, float v, int o) {
 }
 
 inline float atomicAdd(float* p, float v) { return std::atomic_ref<float>(*p).fetch_add(v); }
+inline double atomicAdd(double* p, double v) { return std::atomic_ref<double>(*p).fetch_add(v); }
 inline int atomicExch(int* p, int v) { return std::atomic_ref<int>(*p).exchange(v); }
 inline float __uint_as_float(uint32_t u) {
   float f;
@@ -98,6 +99,7 @@ inline float __fmul_rn(float a, float b) { return a * b; }
 inline float __fadd_rn(float a, float b) { return a + b; }
 inline float __fsub_rn(float a, float b) { return a - b; }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+inline float __expf(float x) { return std::exp(x); }
 inline void sincospif(float x, float* s, float* c) {
   double a = M_PI * (double)x;
   *s = (float)std::sin(a);
