@@ -55,6 +55,25 @@ public final class TensorCodec {
         return out;
     }
 
+    /**
+     * All {@code numel} elements as doubles, exactly: unlike {@link #toFloats}, F64, I64 and I32 values keep every
+     * bit a double can hold. numel must fit a Java array.
+     */
+    public static double[] toDoubles(MemorySegment data, DType dtype, long numel) {
+        if (numel > MAX_ARRAY) throw new IllegalArgumentException(numel + " elements do not fit a Java array; read the tensor in slices");
+        if (Math.multiplyExact(numel, (long) dtype.byteSize()) > data.byteSize())
+            throw new IndexOutOfBoundsException(numel + " " + dtype + " elements need " + numel * dtype.byteSize()
+                    + " bytes, the data holds " + data.byteSize());
+        double[] out = new double[(int) numel];
+        switch (dtype) {
+            case F64 -> MemorySegment.copy(data, LE_DOUBLE, 0, out, 0, out.length);
+            case I64 -> { for (int i = 0; i < out.length; i++) out[i] = data.get(LE_LONG, 8L * i); }
+            case I32 -> { for (int i = 0; i < out.length; i++) out[i] = data.get(LE_INT, 4L * i); }
+            default -> { for (int i = 0; i < out.length; i++) out[i] = get(data, dtype, i); } // a float holds these exactly
+        }
+        return out;
+    }
+
     /** Writes {@code values} as {@code dtype} (round to nearest even for BF16/F16) into {@code dst} from offset 0. */
     public static void encodeInto(float[] values, DType dtype, MemorySegment dst) {
         switch (dtype) {
