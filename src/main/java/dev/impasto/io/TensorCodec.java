@@ -1,22 +1,23 @@
 package dev.impasto.io;
 
 import dev.impasto.tensor.DType;
+import dev.impasto.tensor.ElementCodec;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 
 /**
  * Little-endian element encoding of weight files (safetensors and GGUF are both little-endian and need not be
- * aligned, hence the unaligned layouts), and float conversion for the element types impasto computes in.
+ * aligned, hence the unaligned layouts, which are {@link ElementCodec}'s), and float conversion for the element
+ * types impasto computes in.
  */
 public final class TensorCodec {
-    public static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    public static final ValueLayout.OfInt LE_INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    public static final ValueLayout.OfLong LE_LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    public static final ValueLayout.OfFloat LE_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    public static final ValueLayout.OfDouble LE_DOUBLE = ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    public static final ValueLayout.OfShort LE_SHORT = ElementCodec.LE_SHORT;
+    public static final ValueLayout.OfInt LE_INT = ElementCodec.LE_INT;
+    public static final ValueLayout.OfLong LE_LONG = ElementCodec.LE_LONG;
+    public static final ValueLayout.OfFloat LE_FLOAT = ElementCodec.LE_FLOAT;
+    public static final ValueLayout.OfDouble LE_DOUBLE = ElementCodec.LE_DOUBLE;
 
     /** Largest element count read into one Java array. */
     public static final long MAX_ARRAY = Integer.MAX_VALUE - 16;
@@ -65,12 +66,8 @@ public final class TensorCodec {
             throw new IndexOutOfBoundsException(numel + " " + dtype + " elements need " + numel * dtype.byteSize()
                     + " bytes, the data holds " + data.byteSize());
         double[] out = new double[(int) numel];
-        switch (dtype) {
-            case F64 -> MemorySegment.copy(data, LE_DOUBLE, 0, out, 0, out.length);
-            case I64 -> { for (int i = 0; i < out.length; i++) out[i] = data.get(LE_LONG, 8L * i); }
-            case I32 -> { for (int i = 0; i < out.length; i++) out[i] = data.get(LE_INT, 4L * i); }
-            default -> { for (int i = 0; i < out.length; i++) out[i] = get(data, dtype, i); } // a float holds these exactly
-        }
+        if (dtype == DType.F64) MemorySegment.copy(data, LE_DOUBLE, 0, out, 0, out.length);
+        else for (int i = 0; i < out.length; i++) out[i] = ElementCodec.read(data, dtype, i);
         return out;
     }
 
