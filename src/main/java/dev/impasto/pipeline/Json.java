@@ -49,6 +49,15 @@ public final class Json {
         return MAPPER.readTree(text);
     }
 
+    /** Line {@code lineNo} of the jsonl file {@code file}; malformed JSON is a PipelineException naming both. */
+    public static JsonNode parseLine(Path file, int lineNo, String line) {
+        try {
+            return MAPPER.readTree(line);
+        } catch (JsonProcessingException e) {
+            throw new PipelineException(file + " line " + lineNo + ": not valid JSON (" + e.getMessage() + ")");
+        }
+    }
+
     /** Reads a JSON file, naming the file in the error when it is missing or malformed. */
     public static JsonNode read(Path file) {
         try {

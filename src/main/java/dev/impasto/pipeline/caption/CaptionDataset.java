@@ -37,12 +37,7 @@ public final class CaptionDataset {
                 for (String line : Files.readAllLines(metadata)) {
                     n++;
                     if (line.isBlank()) continue;
-                    JsonNode o;
-                    try {
-                        o = Json.parse(line);
-                    } catch (IOException e) {
-                        throw new PipelineException(metadata + " line " + n + ": not valid JSON");
-                    }
+                    JsonNode o = Json.parseLine(metadata, n, line);
                     String file = o.path("file_name").asText("");
                     if (file.isEmpty()) throw new PipelineException(metadata + " line " + n + ": missing field 'file_name'");
                     items.add(new CaptionItem(file, f.resolve(file), o.hasNonNull("genre") ? o.get("genre").asText() : null));
