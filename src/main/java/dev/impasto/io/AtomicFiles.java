@@ -54,7 +54,7 @@ public final class AtomicFiles {
                 Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING);
             }
             moved = true;
-            fsyncDirectory(dir);
+            fsync(dir);
         } finally {
             if (!moved) Files.deleteIfExists(tmp);
         }
@@ -86,11 +86,16 @@ public final class AtomicFiles {
         while (b.hasRemaining()) ch.write(b);
     }
 
-    private static void fsyncDirectory(Path dir) {
-        try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
-            d.force(true);
-        } catch (IOException | UnsupportedOperationException ignored) {
-            // not every platform lets a directory be opened and synced (Windows); the rename itself is still atomic
+    /**
+     * Forces a file's content, or a directory's entries, to the disk. A directory that cannot be synced is skipped:
+     * not every platform or file system lets one be opened and synced (Windows), and a rename is atomic without it.
+     */
+    public static void fsync(Path p) throws IOException {
+        boolean directory = Files.isDirectory(p);
+        try (FileChannel c = FileChannel.open(p, directory ? StandardOpenOption.READ : StandardOpenOption.WRITE)) {
+            c.force(true);
+        } catch (IOException | UnsupportedOperationException e) {
+            if (!directory) throw e;
         }
     }
 }

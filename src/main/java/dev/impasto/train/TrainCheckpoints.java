@@ -2,14 +2,13 @@ package dev.impasto.train;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.impasto.io.AtomicFiles;
 import dev.impasto.io.Digests;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.Comparator;
 import java.util.List;
 import java.util.stream.Stream;
@@ -49,13 +48,13 @@ public final class TrainCheckpoints {
         js.put("saved", java.time.Instant.now().toString());
         Path json = tmp.resolve("state.json");
         Files.writeString(json, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(js));
-        fsync(tensors);
-        fsync(json);
-        fsync(tmp);
+        AtomicFiles.fsync(tensors);
+        AtomicFiles.fsync(json);
+        AtomicFiles.fsync(tmp);
         Path target = dir.resolve(name);
         if (Files.exists(target)) deleteTree(target);
         Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
-        fsync(dir);
+        AtomicFiles.fsync(dir);
         prune(keep);
         return target;
     }
@@ -112,15 +111,6 @@ public final class TrainCheckpoints {
         for (int i = keep; i < all.size(); i++) deleteTree(all.get(i));
         try (Stream<Path> s = Files.list(dir)) {
             for (Path p : s.filter(q -> q.getFileName().toString().startsWith(".step-")).toList()) deleteTree(p); // leftovers of killed saves
-        }
-    }
-
-    static void fsync(Path p) throws IOException {
-        try (FileChannel c = FileChannel.open(p, Files.isDirectory(p) ? new StandardOpenOption[] {StandardOpenOption.READ}
-                : new StandardOpenOption[] {StandardOpenOption.WRITE})) {
-            c.force(true);
-        } catch (IOException e) {
-            if (!Files.isDirectory(p)) throw e; // some file systems refuse directory fsync
         }
     }
 
