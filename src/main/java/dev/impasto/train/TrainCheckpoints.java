@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.impasto.io.AtomicFiles;
 import dev.impasto.io.Digests;
+import dev.impasto.io.Folders;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -39,7 +40,7 @@ public final class TrainCheckpoints {
         Files.createDirectories(dir);
         String name = String.format("step-%08d", state.step);
         Path tmp = dir.resolve("." + name + ".tmp-" + ProcessHandle.current().pid());
-        deleteTree(tmp);
+        Folders.deleteTree(tmp);
         Files.createDirectories(tmp);
         Path tensors = tmp.resolve("state.safetensors");
         writeTensors.run(tensors);
@@ -52,7 +53,7 @@ public final class TrainCheckpoints {
         AtomicFiles.fsync(json);
         AtomicFiles.fsync(tmp);
         Path target = dir.resolve(name);
-        if (Files.exists(target)) deleteTree(target);
+        if (Files.exists(target)) Folders.deleteTree(target);
         Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
         AtomicFiles.fsync(dir);
         prune(keep);
@@ -108,16 +109,9 @@ public final class TrainCheckpoints {
 
     private void prune(int keep) throws IOException {
         List<Path> all = list();
-        for (int i = keep; i < all.size(); i++) deleteTree(all.get(i));
+        for (int i = keep; i < all.size(); i++) Folders.deleteTree(all.get(i));
         try (Stream<Path> s = Files.list(dir)) {
-            for (Path p : s.filter(q -> q.getFileName().toString().startsWith(".step-")).toList()) deleteTree(p); // leftovers of killed saves
-        }
-    }
-
-    static void deleteTree(Path p) throws IOException {
-        if (!Files.exists(p)) return;
-        try (Stream<Path> s = Files.walk(p)) {
-            for (Path q : s.sorted(Comparator.reverseOrder()).toList()) Files.deleteIfExists(q);
+            for (Path p : s.filter(q -> q.getFileName().toString().startsWith(".step-")).toList()) Folders.deleteTree(p); // leftovers of killed saves
         }
     }
 }
