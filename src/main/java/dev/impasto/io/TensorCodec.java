@@ -43,11 +43,8 @@ public final class TensorCodec {
 
     /** All {@code numel} elements as floats; numel must fit a Java array. */
     public static float[] toFloats(MemorySegment data, DType dtype, long numel) {
-        if (numel > MAX_ARRAY) throw new IllegalArgumentException(numel + " elements do not fit a Java array; read the tensor in slices");
-        if (Math.multiplyExact(numel, (long) dtype.byteSize()) > data.byteSize())
-            throw new IndexOutOfBoundsException(numel + " " + dtype + " elements need " + numel * dtype.byteSize()
-                    + " bytes, the data holds " + data.byteSize());
-        float[] out = new float[(int) numel];
+        int n = arrayLength(data, dtype, numel);
+        float[] out = new float[n];
         if (dtype == DType.F32) {
             MemorySegment.copy(data, LE_FLOAT, 0, out, 0, out.length);
             return out;
@@ -61,14 +58,20 @@ public final class TensorCodec {
      * bit a double can hold. numel must fit a Java array.
      */
     public static double[] toDoubles(MemorySegment data, DType dtype, long numel) {
+        int n = arrayLength(data, dtype, numel);
+        double[] out = new double[n];
+        if (dtype == DType.F64) MemorySegment.copy(data, LE_DOUBLE, 0, out, 0, out.length);
+        else for (int i = 0; i < out.length; i++) out[i] = ElementCodec.read(data, dtype, i);
+        return out;
+    }
+
+    /** numel as an array length, after checking that it fits an array and that {@code data} holds that many elements. */
+    private static int arrayLength(MemorySegment data, DType dtype, long numel) {
         if (numel > MAX_ARRAY) throw new IllegalArgumentException(numel + " elements do not fit a Java array; read the tensor in slices");
         if (Math.multiplyExact(numel, (long) dtype.byteSize()) > data.byteSize())
             throw new IndexOutOfBoundsException(numel + " " + dtype + " elements need " + numel * dtype.byteSize()
                     + " bytes, the data holds " + data.byteSize());
-        double[] out = new double[(int) numel];
-        if (dtype == DType.F64) MemorySegment.copy(data, LE_DOUBLE, 0, out, 0, out.length);
-        else for (int i = 0; i < out.length; i++) out[i] = ElementCodec.read(data, dtype, i);
-        return out;
+        return (int) numel;
     }
 
     /** Writes {@code values} as {@code dtype} (round to nearest even for BF16/F16) into {@code dst} from offset 0. */
