@@ -6,6 +6,7 @@ import dev.impasto.tensor.Backend;
 import dev.impasto.tensor.DType;
 import dev.impasto.tensor.LinearWeight;
 import dev.impasto.tensor.Tensor;
+import dev.impasto.util.Closeables;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -157,13 +158,6 @@ public final class ClipTextEncoder implements AutoCloseable {
 
     @Override
     public void close() {
-        for (int i = owned.size() - 1; i >= 0; i--) {
-            try {
-                owned.get(i).close();
-            } catch (Exception e) {
-                throw new IllegalStateException(e);
-            }
-        }
-        owned.clear();
+        Closeables.closeReversed(owned);
     }
 }

@@ -1,11 +1,10 @@
 package dev.impasto.image;
 
+import dev.impasto.io.AtomicFiles;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.Iterator;
 import java.util.Map;
 import javax.imageio.IIOImage;
@@ -21,17 +20,7 @@ public final class Png {
     private Png() {}
 
     public static void write(BufferedImage img, Path file, Map<String, String> text) throws IOException {
-        Path dir = file.toAbsolutePath().getParent();
-        Files.createDirectories(dir);
-        Path tmp = Files.createTempFile(dir, ".png-", ".tmp");
-        try {
-            try (OutputStream os = Files.newOutputStream(tmp)) {
-                write(img, os, text);
-            }
-            Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-        } finally {
-            Files.deleteIfExists(tmp);
-        }
+        AtomicFiles.writeStream(file, os -> write(img, os, text));
     }
 
     public static void write(BufferedImage img, OutputStream os, Map<String, String> text) throws IOException {

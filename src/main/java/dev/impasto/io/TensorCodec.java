@@ -1,22 +1,23 @@
 package dev.impasto.io;
 
 import dev.impasto.tensor.DType;
+import dev.impasto.tensor.ElementCodec;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 
 /**
  * Little-endian element encoding of weight files (safetensors and GGUF are both little-endian and need not be
- * aligned, hence the unaligned layouts), and float conversion for the element types impasto computes in.
+ * aligned, hence the unaligned layouts, which are {@link ElementCodec}'s), and float conversion for the element
+ * types impasto computes in.
  */
 public final class TensorCodec {
-    public static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    public static final ValueLayout.OfInt LE_INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    public static final ValueLayout.OfLong LE_LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    public static final ValueLayout.OfFloat LE_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-    public static final ValueLayout.OfDouble LE_DOUBLE = ValueLayout.JAVA_DOUBLE_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+    public static final ValueLayout.OfShort LE_SHORT = ElementCodec.LE_SHORT;
+    public static final ValueLayout.OfInt LE_INT = ElementCodec.LE_INT;
+    public static final ValueLayout.OfLong LE_LONG = ElementCodec.LE_LONG;
+    public static final ValueLayout.OfFloat LE_FLOAT = ElementCodec.LE_FLOAT;
+    public static final ValueLayout.OfDouble LE_DOUBLE = ElementCodec.LE_DOUBLE;
 
     /** Largest element count read into one Java array. */
     public static final long MAX_ARRAY = Integer.MAX_VALUE - 16;
@@ -42,17 +43,35 @@ public final class TensorCodec {
 
     /** All {@code numel} elements as floats; numel must fit a Java array. */
     public static float[] toFloats(MemorySegment data, DType dtype, long numel) {
-        if (numel > MAX_ARRAY) throw new IllegalArgumentException(numel + " elements do not fit a Java array; read the tensor in slices");
-        if (Math.multiplyExact(numel, (long) dtype.byteSize()) > data.byteSize())
-            throw new IndexOutOfBoundsException(numel + " " + dtype + " elements need " + numel * dtype.byteSize()
-                    + " bytes, the data holds " + data.byteSize());
-        float[] out = new float[(int) numel];
+        int n = arrayLength(data, dtype, numel);
+        float[] out = new float[n];
         if (dtype == DType.F32) {
             MemorySegment.copy(data, LE_FLOAT, 0, out, 0, out.length);
             return out;
         }
         for (int i = 0; i < out.length; i++) out[i] = get(data, dtype, i);
         return out;
+    }
+
+    /**
+     * All {@code numel} elements as doubles, exactly: unlike {@link #toFloats}, F64, I64 and I32 values keep every
+     * bit a double can hold. numel must fit a Java array.
+     */
+    public static double[] toDoubles(MemorySegment data, DType dtype, long numel) {
+        int n = arrayLength(data, dtype, numel);
+        double[] out = new double[n];
+        if (dtype == DType.F64) MemorySegment.copy(data, LE_DOUBLE, 0, out, 0, out.length);
+        else for (int i = 0; i < out.length; i++) out[i] = ElementCodec.read(data, dtype, i);
+        return out;
+    }
+
+    /** numel as an array length, after checking that it fits an array and that {@code data} holds that many elements. */
+    private static int arrayLength(MemorySegment data, DType dtype, long numel) {
+        if (numel > MAX_ARRAY) throw new IllegalArgumentException(numel + " elements do not fit a Java array; read the tensor in slices");
+        if (Math.multiplyExact(numel, (long) dtype.byteSize()) > data.byteSize())
+            throw new IndexOutOfBoundsException(numel + " " + dtype + " elements need " + numel * dtype.byteSize()
+                    + " bytes, the data holds " + data.byteSize());
+        return (int) numel;
     }
 
     /** Writes {@code values} as {@code dtype} (round to nearest even for BF16/F16) into {@code dst} from offset 0. */

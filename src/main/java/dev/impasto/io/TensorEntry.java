@@ -80,6 +80,11 @@ public record TensorEntry(String name, String typeName, DType dtype, long[] shap
         return TensorCodec.toFloats(data, dtype(), numel());
     }
 
+    /** All elements as doubles, exactly (F64, I64 and I32 included). For tensors that fit an array. */
+    public double[] toDoubleArray() {
+        return TensorCodec.toDoubles(data, dtype(), numel());
+    }
+
     /** Element i (row-major) as a float. */
     public float getFloat(long i) {
         return TensorCodec.get(data, dtype(), i);

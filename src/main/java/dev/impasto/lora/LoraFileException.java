@@ -1,5 +1,6 @@
 package dev.impasto.lora;
 
+import dev.impasto.io.WeightFileException;
 import java.io.IOException;
 import java.nio.file.Path;
 
@@ -9,6 +10,12 @@ public final class LoraFileException extends IOException {
 
     public LoraFileException(Path file, String message) {
         super(file + ": " + message);
+        this.file = file;
+    }
+
+    /** A fault the safetensors reader found; its message already names the file, the tensor and the fix. */
+    public LoraFileException(Path file, WeightFileException cause) {
+        super(cause.getMessage(), cause);
         this.file = file;
     }
 

@@ -2,12 +2,18 @@ package dev.impasto.lora;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.impasto.io.Shapes;
+import dev.impasto.io.TensorCodec;
+import dev.impasto.io.TensorEntry;
+import dev.impasto.io.safetensors.SafetensorsFile;
+import dev.impasto.io.safetensors.SafetensorsFormatException;
 import dev.impasto.model.FluxConfig;
 import dev.impasto.model.LoraGroup;
 import dev.impasto.tensor.Backend;
 import dev.impasto.tensor.DType;
 import dev.impasto.tensor.Tensor;
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -42,8 +48,18 @@ public final class LoraFileReader {
 
     /** Reads {@code file} for a model of architecture {@code cfg}; groups are created on {@code be} for compute dtype {@code computeType}. */
     public static LoadedLora read(Path file, FluxConfig cfg, Backend be, DType computeType) throws IOException {
-        try (SafetensorsLite sf = SafetensorsLite.open(file)) {
+        try (SafetensorsFile sf = open(file)) {
             return new Reading(file, sf, cfg, be, computeType).run();
+        }
+    }
+
+    /** The validated, mapped file; a malformed one is a {@link LoraFileException} with the reader's message. */
+    private static SafetensorsFile open(Path file) throws IOException {
+        if (!Files.isRegularFile(file)) throw new LoraFileException(file, "no such file");
+        try {
+            return SafetensorsFile.open(file);
+        } catch (SafetensorsFormatException e) {
+            throw new LoraFileException(file, e);
         }
     }
 
@@ -74,7 +90,7 @@ public final class LoraFileReader {
 
     private static final class Reading {
         final Path file;
-        final SafetensorsLite sf;
+        final SafetensorsFile sf;
         final FluxConfig cfg;
         final Backend be;
         final DType computeType;
@@ -83,7 +99,7 @@ public final class LoraFileReader {
         final Map<String, String> examples = new LinkedHashMap<>();
         PeftMeta peft;
 
-        Reading(Path file, SafetensorsLite sf, FluxConfig cfg, Backend be, DType computeType) {
+        Reading(Path file, SafetensorsFile sf, FluxConfig cfg, Backend be, DType computeType) {
             this.file = file;
             this.sf = sf;
             this.cfg = cfg;
@@ -99,14 +115,14 @@ public final class LoraFileReader {
         LoadedLora run() throws IOException {
             LoraFormat format;
             try {
-                format = LoraFormat.detect(sf.entries().keySet());
+                format = LoraFormat.detect(sf.tensorMap().keySet());
             } catch (IllegalArgumentException e) {
                 throw new LoraFileException(file, e.getMessage());
             }
             Map<String, FluxLoraLayout.Module> modules = FluxLoraLayout.modules(cfg);
             Map<String, Adapter> adapters = new LinkedHashMap<>();
             int outside = 0, unsupported = 0, alphaOnly = 0;
-            for (String key : sf.entries().keySet()) {
+            for (String key : sf.tensorMap().keySet()) {
                 LoraKeys.Parsed p = LoraKeys.parse(key);
                 switch (p.kind()) {
                     case TEXT_ENCODER -> te.add(key);
@@ -202,22 +218,22 @@ public final class LoraFileReader {
                 s.r0 = seg.rowStart();
                 s.r1 = seg.rowEnd();
             }
-            SafetensorsLite.Entry down = sf.entries().get(ad.down), up = sf.entries().get(ad.up);
+            TensorEntry down = sf.tensor(ad.down), up = sf.tensor(ad.up);
             if (down.shape().length != 2 || down.shape()[0] < 1 || down.shape()[1] != m.in())
-                throw new LoraFileException(file, "\"" + ad.down + "\": expected shape [rank, " + m.in() + "] for " + m.key() + ", found " + down.shapeString());
+                throw new LoraFileException(file, "\"" + ad.down + "\": expected shape [rank, " + m.in() + "] for " + m.key() + ", found " + Shapes.format(down.shape()));
             long rank = down.shape()[0];
             if (rank > Integer.MAX_VALUE / 2) throw new LoraFileException(file, "\"" + ad.down + "\": rank " + rank + " is absurd");
             s.rank = (int) rank;
             long rows = s.r1 - s.r0;
             if (up.shape().length != 2 || up.shape()[0] != rows || up.shape()[1] != rank)
                 throw new LoraFileException(file, "\"" + ad.up + "\": expected shape [" + rows + ", " + rank + "] (rank " + rank + " from " + ad.down
-                        + "), found " + up.shapeString());
-            s.a = finite(ad.down, sf.readDoubles(down));
-            s.b = finite(ad.up, sf.readDoubles(up));
+                        + "), found " + Shapes.format(up.shape()));
+            s.a = finite(ad.down, values(down));
+            s.b = finite(ad.up, values(up));
             if (ad.alpha != null) {
-                SafetensorsLite.Entry al = sf.entries().get(ad.alpha);
-                if (al.numel() != 1) throw new LoraFileException(file, "\"" + ad.alpha + "\": expected a scalar, found shape " + al.shapeString());
-                double v = sf.readDoubles(al)[0];
+                TensorEntry al = sf.tensor(ad.alpha);
+                if (al.numel() != 1) throw new LoraFileException(file, "\"" + ad.alpha + "\": expected a scalar, found shape " + Shapes.format(al.shape()));
+                double v = values(al)[0];
                 if (!Double.isFinite(v)) throw new LoraFileException(file, "\"" + ad.alpha + "\" is " + v);
                 if (v == 0) {
                     count("alpha 0 read as alpha = rank, as sd-scripts does", m.key());
@@ -232,6 +248,15 @@ public final class LoraFileReader {
                 count("no alpha in the file: scale 1 (alpha = rank), as diffusers and ComfyUI load it", m.key());
             }
             return s;
+        }
+
+        /** A tensor's elements, exactly as stored (F64, I64 and I32 too). */
+        private double[] values(TensorEntry t) throws LoraFileException {
+            if (!t.isSupported())
+                throw new LoraFileException(file, "tensor \"" + t.name() + "\" has dtype " + t.typeName() + ", which impasto cannot read as LoRA weights");
+            long n = t.numel();
+            if (n > TensorCodec.MAX_ARRAY) throw new LoraFileException(file, "tensor \"" + t.name() + "\" has " + n + " elements, too many for a LoRA weight");
+            return t.toDoubleArray();
         }
 
         private double[] finite(String key, double[] v) throws LoraFileException {

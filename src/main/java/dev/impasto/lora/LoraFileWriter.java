@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.cfg.JsonNodeFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.impasto.io.safetensors.SafetensorsWriter;
 import dev.impasto.model.FluxConfig;
 import dev.impasto.model.LoraGroup;
 import dev.impasto.tensor.Backend;
@@ -22,6 +23,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.function.Supplier;
 
 /**
  * Writes LoRA groups as a safetensors file in diffusers/peft or kohya layout (atomically: temp file, fsync, rename).
@@ -113,15 +115,25 @@ public final class LoraFileWriter {
         md.putAll(user);
         md.put("impasto.format", format.name().toLowerCase(Locale.ROOT));
         md.put("impasto.dtype", opt.dtype.name());
-        List<SafetensorsLite.Item> items = new ArrayList<>();
+        List<SafetensorsWriter.Tensor> items = new ArrayList<>();
         if (format == LoraFormat.DIFFUSERS) diffusers(mods, be, opt, items, md);
         else kohya(mods, be, opt, items, md);
-        SafetensorsLite.write(file, items, md);
+        SafetensorsWriter.write(file, md, items);
+    }
+
+    /** A tensor whose values are computed only when the writer reaches it, so one tensor is in memory at a time. */
+    private static SafetensorsWriter.Tensor tensor(String name, DType dtype, long[] shape, Supplier<double[]> values) {
+        return SafetensorsWriter.Tensor.lazyFloats(name, dtype, shape, () -> {
+            double[] v = values.get();
+            float[] f = new float[v.length];
+            for (int i = 0; i < v.length; i++) f[i] = (float) v[i];
+            return f;
+        });
     }
 
     // ------------------------------------------------------------------------------------------------ diffusers
 
-    private static void diffusers(List<Object[]> mods, Backend be, Options opt, List<SafetensorsLite.Item> items, Map<String, String> md) {
+    private static void diffusers(List<Object[]> mods, Backend be, Options opt, List<SafetensorsWriter.Tensor> items, Map<String, String> md) {
         Map<String, Integer> ranks = new LinkedHashMap<>();
         Map<String, Double> alphas = new LinkedHashMap<>();
         for (Object[] gm : mods) {
@@ -146,10 +158,10 @@ public final class LoraFileWriter {
                 final int pi = i;
                 for (FluxLoraLayout.Segment s : covered) {
                     String base = "transformer." + s.diffusersModule();
-                    items.add(new SafetensorsLite.Item(base + ".lora_A.weight", opt.dtype, new long[] {g.rank, g.in()},
+                    items.add(tensor(base + ".lora_A.weight", opt.dtype, new long[] {g.rank, g.in()},
                             () -> be.toDoubles(g.pieceA(pi))));
                     long r0 = s.rowStart() - p.rowStart(), r1 = s.rowEnd() - p.rowStart();
-                    items.add(new SafetensorsLite.Item(base + ".lora_B.weight", opt.dtype, new long[] {s.rows(), g.rank}, () -> {
+                    items.add(tensor(base + ".lora_B.weight", opt.dtype, new long[] {s.rows(), g.rank}, () -> {
                         double[] v = be.toDoubles(g.pieceB(pi).rows(r0, r1));
                         if (bScale != 1) for (int k = 0; k < v.length; k++) v[k] *= bScale;
                         return v;
@@ -196,7 +208,7 @@ public final class LoraFileWriter {
 
     // ------------------------------------------------------------------------------------------------ kohya
 
-    private static void kohya(List<Object[]> mods, Backend be, Options opt, List<SafetensorsLite.Item> items, Map<String, String> md) {
+    private static void kohya(List<Object[]> mods, Backend be, Options opt, List<SafetensorsWriter.Tensor> items, Map<String, String> md) {
         if (opt.bakeScale) throw new IllegalArgumentException("bakeScale is for DIFFUSERS output; kohya files carry alpha themselves");
         ObjectNode pieces = JSON.createObjectNode();
         List<Integer> dims = new ArrayList<>();
@@ -210,8 +222,8 @@ public final class LoraFileWriter {
                 throw new IllegalArgumentException("cannot tell the MLP width needed to write " + g.key + " in kohya layout; pass the model config (Options.withConfig)");
             long out = m.out();
             String name = m.kohyaName();
-            items.add(new SafetensorsLite.Item(name + ".lora_down.weight", opt.dtype, new long[] {width, g.in()}, () -> be.toDoubles(g.a)));
-            items.add(new SafetensorsLite.Item(name + ".lora_up.weight", opt.dtype, new long[] {out, width}, () -> {
+            items.add(tensor(name + ".lora_down.weight", opt.dtype, new long[] {width, g.in()}, () -> be.toDoubles(g.a)));
+            items.add(tensor(name + ".lora_up.weight", opt.dtype, new long[] {out, width}, () -> {
                 if (whole) return be.toDoubles(g.b);
                 double[] up = new double[Math.toIntExact(Math.multiplyExact(out, (long) width))];
                 for (int i = 0; i < np; i++) {
@@ -223,7 +235,7 @@ public final class LoraFileWriter {
                 return up;
             }));
             double alpha = g.alpha * np;
-            items.add(new SafetensorsLite.Item(name + ".alpha", DType.F32, new long[0], () -> new double[] {alpha}));
+            items.add(tensor(name + ".alpha", DType.F32, new long[0], () -> new double[] {alpha}));
             dims.add(width);
             alphas.add(alpha);
             if (!whole) {

@@ -3,6 +3,7 @@ package dev.impasto.model;
 import dev.impasto.tensor.Backend;
 import dev.impasto.tensor.DType;
 import dev.impasto.tensor.Tensor;
+import dev.impasto.util.Closeables;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
@@ -489,13 +490,6 @@ public final class FluxModel implements AutoCloseable {
     public void close() {
         for (LoraGroup g : loras) g.close();
         loras.clear();
-        for (int i = owned.size() - 1; i >= 0; i--) {
-            try {
-                owned.get(i).close();
-            } catch (Exception e) {
-                throw new IllegalStateException(e);
-            }
-        }
-        owned.clear();
+        Closeables.closeReversed(owned);
     }
 }

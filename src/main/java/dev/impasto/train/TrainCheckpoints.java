@@ -2,16 +2,15 @@ package dev.impasto.train;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.impasto.io.AtomicFiles;
+import dev.impasto.io.Digests;
+import dev.impasto.io.Folders;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
-import java.security.MessageDigest;
 import java.util.Comparator;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.stream.Stream;
 
@@ -41,22 +40,22 @@ public final class TrainCheckpoints {
         Files.createDirectories(dir);
         String name = String.format("step-%08d", state.step);
         Path tmp = dir.resolve("." + name + ".tmp-" + ProcessHandle.current().pid());
-        deleteTree(tmp);
+        Folders.deleteTree(tmp);
         Files.createDirectories(tmp);
         Path tensors = tmp.resolve("state.safetensors");
         writeTensors.run(tensors);
         ObjectNode js = JSON.valueToTree(state);
-        js.put("sha256", sha256(tensors));
+        js.put("sha256", Digests.sha256(tensors));
         js.put("saved", java.time.Instant.now().toString());
         Path json = tmp.resolve("state.json");
         Files.writeString(json, JSON.writerWithDefaultPrettyPrinter().writeValueAsString(js));
-        fsync(tensors);
-        fsync(json);
-        fsync(tmp);
+        AtomicFiles.fsync(tensors);
+        AtomicFiles.fsync(json);
+        AtomicFiles.fsync(tmp);
         Path target = dir.resolve(name);
-        if (Files.exists(target)) deleteTree(target);
+        if (Files.exists(target)) Folders.deleteTree(target);
         Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
-        fsync(dir);
+        AtomicFiles.fsync(dir);
         prune(keep);
         return target;
     }
@@ -92,7 +91,7 @@ public final class TrainCheckpoints {
             var n = JSON.readTree(json.toFile());
             String want = n.path("sha256").asText("");
             if (!n.has("step")) return "state.json has no step";
-            String got = sha256(tensors);
+            String got = Digests.sha256(tensors);
             if (!got.equals(want)) return "state.safetensors is corrupt (sha256 " + got.substring(0, 12) + "... != " + (want.isEmpty() ? "none" : want.substring(0, Math.min(12, want.length()))) + "...)";
             return null;
         } catch (IOException e) {
@@ -110,37 +109,9 @@ public final class TrainCheckpoints {
 
     private void prune(int keep) throws IOException {
         List<Path> all = list();
-        for (int i = keep; i < all.size(); i++) deleteTree(all.get(i));
+        for (int i = keep; i < all.size(); i++) Folders.deleteTree(all.get(i));
         try (Stream<Path> s = Files.list(dir)) {
-            for (Path p : s.filter(q -> q.getFileName().toString().startsWith(".step-")).toList()) deleteTree(p); // leftovers of killed saves
-        }
-    }
-
-    static String sha256(Path f) throws IOException {
-        try (var in = Files.newInputStream(f)) {
-            MessageDigest md = MessageDigest.getInstance("SHA-256");
-            byte[] buf = new byte[1 << 16];
-            int n;
-            while ((n = in.read(buf)) > 0) md.update(buf, 0, n);
-            return HexFormat.of().formatHex(md.digest());
-        } catch (java.security.NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
-    }
-
-    static void fsync(Path p) throws IOException {
-        try (FileChannel c = FileChannel.open(p, Files.isDirectory(p) ? new StandardOpenOption[] {StandardOpenOption.READ}
-                : new StandardOpenOption[] {StandardOpenOption.WRITE})) {
-            c.force(true);
-        } catch (IOException e) {
-            if (!Files.isDirectory(p)) throw e; // some file systems refuse directory fsync
-        }
-    }
-
-    static void deleteTree(Path p) throws IOException {
-        if (!Files.exists(p)) return;
-        try (Stream<Path> s = Files.walk(p)) {
-            for (Path q : s.sorted(Comparator.reverseOrder()).toList()) Files.deleteIfExists(q);
+            for (Path p : s.filter(q -> q.getFileName().toString().startsWith(".step-")).toList()) Folders.deleteTree(p); // leftovers of killed saves
         }
     }
 }

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.impasto.io.safetensors.SafetensorsFile;
 import dev.impasto.model.LoraGroup;
 import dev.impasto.tensor.DType;
 import java.io.IOException;
@@ -35,8 +36,8 @@ class LoraGoldenFilesTest {
     }
 
     double[] expected(String module) throws IOException {
-        try (SafetensorsLite sf = SafetensorsLite.open(resource("golden_expected_deltas.safetensors"))) {
-            return sf.readDoubles(sf.entries().get(module));
+        try (SafetensorsFile sf = SafetensorsFile.open(resource("golden_expected_deltas.safetensors"))) {
+            return sf.tensor(module).toDoubleArray();
         } finally {
             Files.delete(dir.resolve("golden_expected_deltas.safetensors"));
         }

@@ -10,6 +10,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.impasto.io.safetensors.SafetensorsFile;
+import dev.impasto.io.safetensors.SafetensorsWriter;
 import dev.impasto.model.FluxModel;
 import dev.impasto.model.LoraGroup;
 import dev.impasto.tensor.DType;
@@ -120,23 +122,23 @@ class LoraRoundTripTest {
         List<LoraGroup> orig = LoraFixtures.randomLora(model, LoraFixtures.config(2, 3, "all", false, Map.of()), 9);
         Path f = dir.resolve("k.safetensors");
         LoraFileWriter.write(f, orig, BE, LoraFormat.KOHYA, Map.of());
-        try (SafetensorsLite sf = SafetensorsLite.open(f)) {
-            var e = sf.entries();
+        try (SafetensorsFile sf = SafetensorsFile.open(f)) {
+            var e = sf.tensorMap();
             long h = SMALL.hidden(), m = SMALL.mlpHidden();
             assertEquals(10 * 3 * 2 + 3 * 3 * 2, e.size(), "down, up and alpha for every module");
             var down = e.get("lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight");
             assertArrayEquals(new long[] {6, h}, down.shape(), "three pieces of rank 2 stacked");
             assertArrayEquals(new long[] {3 * h, 6}, e.get("lora_unet_double_blocks_0_img_attn_qkv.lora_up.weight").shape());
             var alpha = e.get("lora_unet_double_blocks_0_img_attn_qkv.alpha");
-            assertEquals("F32", alpha.dtype());
+            assertEquals("F32", alpha.typeName());
             assertArrayEquals(new long[0], alpha.shape());
-            assertEquals(9.0, sf.readDoubles(alpha)[0], "alpha 3 x 3 pieces: alpha/rank stays 3/2");
-            assertEquals(3.0, sf.readDoubles(e.get("lora_unet_double_blocks_1_txt_mlp_2.alpha"))[0]);
+            assertEquals(9.0, alpha.toDoubleArray()[0], "alpha 3 x 3 pieces: alpha/rank stays 3/2");
+            assertEquals(3.0, e.get("lora_unet_double_blocks_1_txt_mlp_2.alpha").toDoubleArray()[0]);
             assertArrayEquals(new long[] {3 * h + m, 8}, e.get("lora_unet_single_blocks_1_linear1.lora_up.weight").shape());
             assertTrue(e.containsKey("lora_unet_single_blocks_0_modulation_lin.lora_down.weight"));
             assertTrue(e.containsKey("lora_unet_double_blocks_1_img_mod_lin.lora_up.weight"));
             // block-diagonal up: piece k's rows only use piece k's columns
-            double[] up = sf.readDoubles(e.get("lora_unet_double_blocks_0_img_attn_qkv.lora_up.weight"));
+            double[] up = e.get("lora_unet_double_blocks_0_img_attn_qkv.lora_up.weight").toDoubleArray();
             for (int row = 0; row < 3 * h; row++)
                 for (int c = 0; c < 6; c++) if (c / 2 != row / h) assertEquals(0.0, up[row * 6 + c]);
             assertEquals("networks.lora_flux", sf.metadata().get("ss_network_module"));
@@ -151,8 +153,8 @@ class LoraRoundTripTest {
         List<LoraGroup> orig = LoraFixtures.randomLora(model, LoraFixtures.config(2, 3, "all", true, br), 10);
         Path f = dir.resolve("d.safetensors");
         LoraFileWriter.write(f, orig, BE, LoraFormat.DIFFUSERS, null);
-        try (SafetensorsLite sf = SafetensorsLite.open(f)) {
-            var e = sf.entries();
+        try (SafetensorsFile sf = SafetensorsFile.open(f)) {
+            var e = sf.tensorMap();
             long h = SMALL.hidden(), m = SMALL.mlpHidden();
             for (String mod : List.of("attn.to_q", "attn.to_k", "attn.to_v", "attn.to_out.0", "attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj",
                     "attn.to_add_out", "ff.net.0.proj", "ff.net.2", "ff_context.net.0.proj", "ff_context.net.2", "norm1.linear", "norm1_context.linear"))
@@ -163,9 +165,9 @@ class LoraRoundTripTest {
             assertArrayEquals(new long[] {m, 2}, e.get("transformer.single_transformer_blocks.0.proj_mlp.lora_B.weight").shape());
             assertArrayEquals(new long[] {h, 2}, e.get("transformer.transformer_blocks.0.attn.add_k_proj.lora_B.weight").shape());
             // the fused qkv written split: the same A for q, k and v; B rows h..2h for k
-            double[] aq = sf.readDoubles(e.get("transformer.transformer_blocks.0.attn.to_q.lora_A.weight"));
-            assertArrayEquals(aq, sf.readDoubles(e.get("transformer.transformer_blocks.0.attn.to_k.lora_A.weight")));
-            double[] bk = sf.readDoubles(e.get("transformer.transformer_blocks.0.attn.to_k.lora_B.weight"));
+            double[] aq = e.get("transformer.transformer_blocks.0.attn.to_q.lora_A.weight").toDoubleArray();
+            assertArrayEquals(aq, e.get("transformer.transformer_blocks.0.attn.to_k.lora_A.weight").toDoubleArray());
+            double[] bk = e.get("transformer.transformer_blocks.0.attn.to_k.lora_B.weight").toDoubleArray();
             double[] bFused = BE.toDoubles(LoraFixtures.find(orig, "double_blocks.0.img_attn.qkv").b);
             for (int i = 0; i < bk.length; i++) assertEquals(bFused[(int) (h * 2) + i], bk[i]);
 
@@ -197,10 +199,10 @@ class LoraRoundTripTest {
         assertSameGroups(kohya.groups(), diff.groups());
         assertTrue(diff.notes().stream().anyMatch(n -> n.contains("fused back")), diff.notes().toString());
         LoraFileWriter.write(k2, diff.groups(), BE, LoraFormat.KOHYA, Map.of());
-        try (SafetensorsLite a = SafetensorsLite.open(plain); SafetensorsLite b = SafetensorsLite.open(k2)) {
-            assertEquals(a.entries().keySet(), b.entries().keySet());
-            for (String key : a.entries().keySet())
-                assertArrayEquals(a.readDoubles(a.entries().get(key)), b.readDoubles(b.entries().get(key)), key);
+        try (SafetensorsFile a = SafetensorsFile.open(plain); SafetensorsFile b = SafetensorsFile.open(k2)) {
+            assertEquals(a.tensorMap().keySet(), b.tensorMap().keySet());
+            for (String key : a.tensorMap().keySet())
+                assertArrayEquals(a.tensor(key).toDoubleArray(), b.tensor(key).toDoubleArray(), key);
         }
     }
 
@@ -210,8 +212,8 @@ class LoraRoundTripTest {
         for (DType dt : List.of(DType.BF16, DType.F16)) {
             Path f = dir.resolve(dt + ".safetensors");
             LoraFileWriter.write(f, orig, BE, LoraFormat.DIFFUSERS, Map.of(), LoraFileWriter.Options.defaults().withDtype(dt));
-            try (SafetensorsLite sf = SafetensorsLite.open(f)) {
-                assertEquals(dt.name(), sf.entries().get("transformer.transformer_blocks.0.attn.to_q.lora_A.weight").dtype());
+            try (SafetensorsFile sf = SafetensorsFile.open(f)) {
+                assertEquals(dt.name(), sf.tensor("transformer.transformer_blocks.0.attn.to_q.lora_A.weight").typeName());
             }
             LoadedLora read = LoraFileReader.read(f, SMALL, BE, DType.F64);
             for (LoraGroup o : orig) {
@@ -268,15 +270,12 @@ class LoraRoundTripTest {
 
     /** Copies a safetensors file without some metadata keys. */
     static void stripMetadata(Path from, Path to, String... keys) throws IOException {
-        try (SafetensorsLite sf = SafetensorsLite.open(from)) {
+        try (SafetensorsFile sf = SafetensorsFile.open(from)) {
             Map<String, String> md = new LinkedHashMap<>(sf.metadata());
             for (String k : keys) md.remove(k);
-            List<SafetensorsLite.Item> items = new ArrayList<>();
-            for (var e : sf.entries().values()) {
-                double[] v = sf.readDoubles(e);
-                items.add(new SafetensorsLite.Item(e.name(), DType.fromSafetensorsName(e.dtype()), e.shape(), () -> v));
-            }
-            SafetensorsLite.write(to, items, md);
+            List<SafetensorsWriter.Tensor> items = new ArrayList<>();
+            for (var e : sf.tensors()) items.add(SafetensorsWriter.Tensor.copyOf(e));
+            SafetensorsWriter.write(to, md, items);
         }
     }
 }

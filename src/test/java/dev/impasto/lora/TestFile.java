@@ -1,5 +1,6 @@
 package dev.impasto.lora;
 
+import dev.impasto.io.safetensors.SafetensorsWriter;
 import dev.impasto.tensor.DType;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -11,7 +12,7 @@ import java.util.Random;
 
 /** Builds safetensors files with arbitrary tensor names, as other tools would write them. */
 final class TestFile {
-    final List<SafetensorsLite.Item> items = new ArrayList<>();
+    final List<SafetensorsWriter.Tensor> items = new ArrayList<>();
     final Map<String, double[]> values = new LinkedHashMap<>();
     final Map<String, String> metadata = new LinkedHashMap<>();
     final Random random;
@@ -29,10 +30,17 @@ final class TestFile {
         return add(name, DType.F32, shape, v);
     }
 
+    /** A tensor of {@code dt} holding {@code v} (float-representable; read when the file is written, so it may still change). */
     double[] add(String name, DType dt, long[] shape, double[] v) {
-        items.add(new SafetensorsLite.Item(name, dt, shape, () -> v));
+        items.add(SafetensorsWriter.Tensor.lazyFloats(name, dt, shape, () -> floats(v)));
         values.put(name, v);
         return v;
+    }
+
+    static float[] floats(double[] v) {
+        float[] f = new float[v.length];
+        for (int i = 0; i < v.length; i++) f[i] = (float) v[i];
+        return f;
     }
 
     TestFile meta(String k, String v) {
@@ -41,7 +49,7 @@ final class TestFile {
     }
 
     Path write(Path p) throws IOException {
-        SafetensorsLite.write(p, items, metadata);
+        SafetensorsWriter.write(p, metadata, items);
         return p;
     }
 }

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.impasto.encoders.FluxEncoders;
 import dev.impasto.encoders.ImageTensors;
+import dev.impasto.io.AtomicFiles;
 import dev.impasto.io.safetensors.SafetensorsFile;
 import dev.impasto.io.safetensors.SafetensorsWriter;
 import dev.impasto.pipeline.image.ImageInspector;
@@ -17,10 +18,8 @@ import dev.impasto.util.ProgressBar;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -298,9 +297,7 @@ public final class CacheBuilder {
         m.items = entries;
         ObjectNode tree = JSON.valueToTree(m);
         tree.set("settings", JSON.readTree(fp));
-        Path tmp = out.resolve("manifest.json.tmp");
-        Files.writeString(tmp, JSON.writeValueAsString(tree), StandardCharsets.UTF_8);
-        Files.move(tmp, out.resolve("manifest.json"), StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        AtomicFiles.writeString(out.resolve("manifest.json"), JSON.writeValueAsString(tree));
     }
 
     static String fmt(Map<String, Integer> buckets) {

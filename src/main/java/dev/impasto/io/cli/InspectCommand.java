@@ -340,21 +340,16 @@ public final class InspectCommand implements Callable<Integer> {
 
     /** Decimal units, as model hubs show sizes (flux1-dev: 23.80 GB). */
     static String human(long bytes) {
-        if (bytes < 1000) return bytes + " B";
-        String[] units = {"KB", "MB", "GB", "TB", "PB"};
-        double v = bytes;
-        int u = -1;
-        while (v >= 1000 && u < units.length - 1) {
-            v /= 1000;
-            u++;
-        }
-        return String.format(Locale.ROOT, "%.2f %s", v, units[u]);
+        return bytes < 1000 ? bytes + " B" : thousands(bytes, "KB", "MB", "GB", "TB", "PB");
     }
 
     /** "11.90 B", "127.86 K" */
     static String count(long n) {
-        if (n < 1000) return Long.toString(n);
-        String[] units = {"K", "M", "B", "T"};
+        return n < 1000 ? Long.toString(n) : thousands(n, "K", "M", "B", "T");
+    }
+
+    /** n (at least 1000) in the largest of {@code units} (1000, 1000^2, ...) that keeps it at least 1, two decimals. */
+    private static String thousands(long n, String... units) {
         double v = n;
         int u = -1;
         while (v >= 1000 && u < units.length - 1) {

@@ -3,6 +3,7 @@ package dev.impasto.io.gguf;
 import dev.impasto.quant.GgmlType;
 
 import dev.impasto.io.Shapes;
+import dev.impasto.io.MappedFiles;
 import dev.impasto.io.TensorCodec;
 
 import java.io.IOException;
@@ -78,18 +79,7 @@ public final class GgufFile implements AutoCloseable {
 
     public static GgufFile open(Path path) throws IOException {
         if (Files.isDirectory(path)) throw new GgufFormatException(path + " is a directory, not a GGUF file");
-        Arena arena = Arena.ofShared();
-        try {
-            MemorySegment mapped;
-            try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
-                long size = ch.size();
-                mapped = size == 0 ? MemorySegment.ofArray(new byte[0]) : ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
-            }
-            return parse(path.toString(), path, mapped.asReadOnly(), arena);
-        } catch (IOException | RuntimeException e) {
-            arena.close();
-            throw e;
-        }
+        return MappedFiles.map(path, (contents, arena) -> parse(path.toString(), path, contents, arena));
     }
 
     /** Parses GGUF bytes already in memory; the caller keeps ownership of the segment. */

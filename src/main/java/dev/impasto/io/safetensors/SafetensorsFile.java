@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
+import dev.impasto.io.MappedFiles;
 import dev.impasto.io.Shapes;
 import dev.impasto.io.TensorCodec;
 import dev.impasto.io.TensorEntry;
@@ -17,16 +18,13 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.CharBuffer;
 import java.nio.charset.CoderResult;
 import java.nio.charset.CharsetDecoder;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Comparator;
@@ -80,20 +78,7 @@ public final class SafetensorsFile implements AutoCloseable {
     public static SafetensorsFile open(Path path) throws IOException {
         if (Files.isDirectory(path))
             throw new SafetensorsFormatException(path + " is a directory, not a safetensors file");
-        Arena arena = Arena.ofShared();
-        try {
-            MemorySegment mapped;
-            try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
-                long size = ch.size();
-                mapped = size == 0 ? MemorySegment.ofArray(new byte[0]) : ch.map(FileChannel.MapMode.READ_ONLY, 0, size, arena);
-            } catch (NoSuchFileException e) {
-                throw new NoSuchFileException(path.toString(), null, "no such file");
-            }
-            return parse(path.toString(), path, mapped.asReadOnly(), arena);
-        } catch (IOException | RuntimeException e) {
-            arena.close();
-            throw e;
-        }
+        return MappedFiles.map(path, (contents, arena) -> parse(path.toString(), path, contents, arena));
     }
 
     /**

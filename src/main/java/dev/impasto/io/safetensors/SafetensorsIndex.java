@@ -9,10 +9,10 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.impasto.io.AtomicFiles;
 import dev.impasto.io.TensorEntry;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -182,9 +182,6 @@ public final class SafetensorsIndex implements AutoCloseable {
         for (Map.Entry<String, String> e : new TreeMap<>(weightMap).entrySet()) wm.put(e.getKey(), e.getValue());
         DefaultPrettyPrinter pp = new DefaultPrettyPrinter().withObjectIndenter(new DefaultIndenter("  ", "\n"));
         byte[] bytes = (JSON.writer(pp).writeValueAsString(root) + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8);
-        SafetensorsWriter.atomicWrite(indexJson, ch -> {
-            ByteBuffer b = ByteBuffer.wrap(bytes);
-            while (b.hasRemaining()) ch.write(b);
-        });
+        AtomicFiles.write(indexJson, bytes);
     }
 }

@@ -2,6 +2,7 @@ package dev.impasto.io.safetensors;
 
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
+import dev.impasto.io.AtomicFiles;
 import dev.impasto.io.Shapes;
 import dev.impasto.io.TensorCodec;
 import dev.impasto.io.TensorEntry;
@@ -14,24 +15,18 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collection;
 import java.util.HashSet;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.TreeMap;
-import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * Writes safetensors files the way the official library does (huggingface/safetensors, {@code prepare} in
@@ -149,10 +144,10 @@ public final class SafetensorsWriter {
     public static void write(Path target, Map<String, String> metadata, Collection<Tensor> tensors, ProgressBar progress) throws IOException {
         List<Tensor> sorted = officialOrder(tensors);
         byte[] header = header(metadata, sorted);
-        atomicWrite(target, ch -> {
+        AtomicFiles.write(target, ch -> {
             ByteBuffer len = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(0, header.length);
-            writeFully(ch, len);
-            writeFully(ch, ByteBuffer.wrap(header));
+            AtomicFiles.writeFully(ch, len);
+            AtomicFiles.writeFully(ch, ByteBuffer.wrap(header));
             ByteBuffer buf = ByteBuffer.allocateDirect(CHUNK);
             MemorySegment bufSeg = MemorySegment.ofBuffer(buf);
             for (Tensor t : sorted) {
@@ -164,7 +159,7 @@ public final class SafetensorsWriter {
                     int n = (int) Math.min(CHUNK, t.byteSize - off);
                     MemorySegment.copy(data, off, bufSeg, 0, n);
                     buf.clear().limit(n);
-                    writeFully(ch, buf);
+                    AtomicFiles.writeFully(ch, buf);
                     if (progress != null) progress.step(n);
                 }
             }
@@ -262,50 +257,9 @@ public final class SafetensorsWriter {
         return out.toByteArray();
     }
 
-    /** Writes the content of a file. */
-    @FunctionalInterface
-    public interface ChannelWriter {
-        void write(FileChannel ch) throws IOException;
-    }
-
-    /**
-     * Writes {@code target} through a temporary file in the same directory: fsync, atomic rename, fsync of the
-     * directory. On any failure the temporary file is removed and the old target (if any) is untouched.
-     */
-    public static void atomicWrite(Path target, ChannelWriter body) throws IOException {
-        Path abs = target.toAbsolutePath();
-        Path dir = abs.getParent();
-        Files.createDirectories(dir);
-        String rnd = HexFormat.of().toHexDigits(ThreadLocalRandom.current().nextLong());
-        Path tmp = dir.resolve("." + abs.getFileName() + "." + rnd + ".tmp");
-        boolean moved = false;
-        try {
-            // CREATE_NEW rather than createTempFile: the file keeps the umask's permissions, like any other output
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-                body.write(ch);
-                ch.force(true);
-            }
-            try {
-                Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, abs, StandardCopyOption.REPLACE_EXISTING);
-            }
-            moved = true;
-            fsyncDirectory(dir);
-        } finally {
-            if (!moved) Files.deleteIfExists(tmp);
-        }
-    }
-
-    private static void fsyncDirectory(Path dir) {
-        try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
-            d.force(true);
-        } catch (IOException | UnsupportedOperationException ignored) {
-            // not every platform lets a directory be opened and synced (Windows); the rename itself is still atomic
-        }
-    }
-
-    private static void writeFully(FileChannel ch, ByteBuffer b) throws IOException {
-        while (b.hasRemaining()) ch.write(b);
+    /** @deprecated moved to {@link AtomicFiles#write(Path, AtomicFiles.ChannelWriter)}; kept for callers on other branches. */
+    @Deprecated
+    public static void atomicWrite(Path target, AtomicFiles.ChannelWriter body) throws IOException {
+        AtomicFiles.write(target, body);
     }
 }

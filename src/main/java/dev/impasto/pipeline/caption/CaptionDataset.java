@@ -2,13 +2,15 @@ package dev.impasto.pipeline.caption;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.impasto.io.AtomicFiles;
 import dev.impasto.pipeline.Json;
 import dev.impasto.pipeline.PipelineException;
 import java.io.BufferedWriter;
 import java.io.IOException;
+import java.io.OutputStreamWriter;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -35,12 +37,7 @@ public final class CaptionDataset {
                 for (String line : Files.readAllLines(metadata)) {
                     n++;
                     if (line.isBlank()) continue;
-                    JsonNode o;
-                    try {
-                        o = Json.parse(line);
-                    } catch (IOException e) {
-                        throw new PipelineException(metadata + " line " + n + ": not valid JSON");
-                    }
+                    JsonNode o = Json.parseLine(metadata, n, line);
                     String file = o.path("file_name").asText("");
                     if (file.isEmpty()) throw new PipelineException(metadata + " line " + n + ": missing field 'file_name'");
                     items.add(new CaptionItem(file, f.resolve(file), o.hasNonNull("genre") ? o.get("genre").asText() : null));
@@ -70,8 +67,8 @@ public final class CaptionDataset {
 
     /** Writes {@code text} into metadata.jsonl (replacing the file atomically); items without a caption keep no text. */
     public void writeCaptions(Map<String, String> textById) throws IOException {
-        Path tmp = folder.resolve("metadata.jsonl.tmp");
-        try (BufferedWriter w = Files.newBufferedWriter(tmp)) {
+        AtomicFiles.writeStream(metadata, os -> {
+            BufferedWriter w = new BufferedWriter(new OutputStreamWriter(os, StandardCharsets.UTF_8));
             if (Files.isRegularFile(metadata)) {
                 for (String line : Files.readAllLines(metadata)) {
                     if (line.isBlank()) continue;
@@ -92,7 +89,7 @@ public final class CaptionDataset {
                     w.newLine();
                 }
             }
-        }
-        Files.move(tmp, metadata, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            w.flush();
+        });
     }
 }

@@ -1,11 +1,7 @@
 package dev.impasto.pipeline.caption;
 
-import com.fasterxml.jackson.databind.DeserializationFeature;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.PropertyNamingStrategies;
-import com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException;
+import dev.impasto.pipeline.Json;
 import dev.impasto.pipeline.PipelineException;
-import java.io.IOException;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -41,24 +37,10 @@ public final class CaptionSettings {
     public String systemPrompt;
     public Map<String, String> genrePrompts = new LinkedHashMap<>();
 
-    private static final ObjectMapper CONFIG = new ObjectMapper()
-            .setPropertyNamingStrategy(PropertyNamingStrategies.KEBAB_CASE)
-            .configure(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES, true);
-
     public static CaptionSettings load(Path file) {
-        try {
-            CaptionSettings s = CONFIG.readValue(file.toFile(), CaptionSettings.class);
-            s.validate(file.toString());
-            return s;
-        } catch (UnrecognizedPropertyException e) {
-            throw new PipelineException(file + ": unknown field '" + e.getPropertyName() + "'; known fields: "
-                    + String.join(", ", e.getKnownPropertyIds().stream().map(Object::toString).sorted().toList()));
-        } catch (com.fasterxml.jackson.databind.exc.MismatchedInputException e) {
-            String field = e.getPath().isEmpty() ? "?" : e.getPath().get(0).getFieldName();
-            throw new PipelineException(file + ": field '" + field + "' has the wrong type (" + e.getOriginalMessage() + ")");
-        } catch (IOException e) {
-            throw new PipelineException(file + ": cannot read the caption config: " + e.getMessage());
-        }
+        CaptionSettings s = Json.readSettings(file, CaptionSettings.class, "caption config");
+        s.validate(file.toString());
+        return s;
     }
 
     public void validate(String where) {

@@ -1,7 +1,6 @@
 package dev.impasto.pipeline.cli;
 
 import dev.impasto.pipeline.PipelineException;
-import dev.impasto.pipeline.Secret;
 import dev.impasto.pipeline.curate.ClassLabels;
 import dev.impasto.pipeline.curate.CurateSettings;
 import dev.impasto.pipeline.curate.CurationReport;
@@ -9,7 +8,6 @@ import dev.impasto.pipeline.curate.CurationSource;
 import dev.impasto.pipeline.curate.Curator;
 import dev.impasto.pipeline.curate.ImageFolderSource;
 import dev.impasto.pipeline.curate.ParquetShardSource;
-import dev.impasto.pipeline.hub.Backoff;
 import dev.impasto.pipeline.hub.HubDownloader;
 import dev.impasto.pipeline.hub.HubHttp;
 import java.io.PrintStream;
@@ -21,6 +19,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 import picocli.CommandLine.Model.CommandSpec;
@@ -44,9 +43,6 @@ public final class CurateCommand implements Callable<Integer> {
     @Option(names = "--hub", paramLabel = "REPO", description = "Fetch parquet shards of this Hub dataset repo (e.g. huggan/wikiart) into --cache first.")
     String hubRepo;
 
-    @Option(names = "--hub-url", paramLabel = "URL", description = "Hub base URL (default: ${DEFAULT-VALUE}).", defaultValue = "https://huggingface.co")
-    String hubUrl;
-
     @Option(names = "--hub-revision", paramLabel = "REV", description = "Branch, tag or commit of the dataset (default: ${DEFAULT-VALUE}).", defaultValue = "main")
     String hubRevision;
 
@@ -59,11 +55,7 @@ public final class CurateCommand implements Callable<Integer> {
     @Option(names = "--cache", paramLabel = "DIR", description = "Where fetched shards are kept and resumed (default: ~/.cache/impasto/hub/<repo>).")
     Path cache;
 
-    @Option(names = "--token-file", paramLabel = "FILE", description = "File with a Hub token for gated/private datasets (else HF_TOKEN / HUGGING_FACE_HUB_TOKEN if set).")
-    Path tokenFile;
-
-    @Option(names = "--retry-base-ms", paramLabel = "MS", defaultValue = "1000", description = "First retry delay of downloads; doubles each time, with jitter (default: ${DEFAULT-VALUE}).")
-    long retryBaseMs;
+    @Mixin HubOptions hub = new HubOptions();
 
     @Option(names = {"-o", "--out"}, required = true, paramLabel = "DIR", description = "Output folder (must not hold a curated set yet).")
     Path out;
@@ -156,10 +148,7 @@ public final class CurateCommand implements Callable<Integer> {
         if (given != 1) throw new PipelineException("give exactly one input: --parquet, --image-folder or --hub");
         if (imageFolder != null) return new ImageFolderSource(imageFolder, ClassLabels.wikiArt());
         if (!parquet.isEmpty()) return new ParquetShardSource(parquet, ClassLabels.wikiArt());
-        Secret token = null;
-        if (tokenFile != null || env.get("HF_TOKEN") != null || env.get("HUGGING_FACE_HUB_TOKEN") != null)
-            token = Secret.resolve(tokenFile, List.of("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"), env, "Hub token");
-        HubHttp http = new HubHttp(hubUrl, token, new Backoff(Duration.ofMillis(retryBaseMs), Duration.ofSeconds(60), 6), Duration.ofMinutes(10));
+        HubHttp http = hub.http(hub.token(env, false), 6, Duration.ofMinutes(10));
         Path dir = cache != null ? cache : Path.of(System.getProperty("user.home"), ".cache", "impasto", "hub", hubRepo.replace('/', '_'));
         HubDownloader dl = new HubDownloader(http, hubRepo, hubRevision, dir, err);
         List<HubDownloader.RemoteFile> files = dl.list(hubDir).stream().filter(f -> f.path().endsWith(".parquet")).toList();

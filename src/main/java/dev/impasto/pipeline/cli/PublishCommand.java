@@ -1,8 +1,6 @@
 package dev.impasto.pipeline.cli;
 
 import dev.impasto.pipeline.PipelineException;
-import dev.impasto.pipeline.Secret;
-import dev.impasto.pipeline.hub.Backoff;
 import dev.impasto.pipeline.hub.HubHttp;
 import dev.impasto.pipeline.hub.HubUploader;
 import dev.impasto.pipeline.hub.UploadPlan;
@@ -12,10 +10,10 @@ import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -61,20 +59,13 @@ public final class PublishCommand implements Callable<Integer> {
     @Option(names = {"-m", "--message"}, paramLabel = "TEXT", description = "Commit summary (default: \"Upload with impasto\").")
     String message = "Upload with impasto";
 
-    @Option(names = "--hub-url", paramLabel = "URL", defaultValue = "https://huggingface.co", description = "Hub base URL (default: ${DEFAULT-VALUE}).")
-    String hubUrl;
-
-    @Option(names = "--token-file", paramLabel = "FILE", description = "File holding the Hub token (else HF_TOKEN or HUGGING_FACE_HUB_TOKEN).")
-    Path tokenFile;
+    @Mixin HubOptions hub = new HubOptions();
 
     @Option(names = "--dry-run", description = "Write the repo folder and print the upload plan; contact nothing.")
     boolean dryRun;
 
     @Option(names = "--retries", paramLabel = "N", defaultValue = "6", description = "Attempts per request on 5xx/429/connection errors (default: ${DEFAULT-VALUE}).")
     int retries;
-
-    @Option(names = "--retry-base-ms", paramLabel = "MS", defaultValue = "1000", description = "First retry delay; doubles each time, with jitter (default: ${DEFAULT-VALUE}).")
-    long retryBaseMs;
 
     @Option(names = "--parallel", paramLabel = "N", defaultValue = "4", description = "LFS files uploaded at once (default: ${DEFAULT-VALUE}).")
     int parallel;
@@ -100,8 +91,7 @@ public final class PublishCommand implements Callable<Integer> {
                 o.flush();
                 return 0;
             }
-            Secret token = Secret.resolve(tokenFile, List.of("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"), env, "Hub token");
-            HubHttp http = new HubHttp(hubUrl, token, new Backoff(Duration.ofMillis(retryBaseMs), Duration.ofSeconds(60), retries), Duration.ofMinutes(5));
+            HubHttp http = hub.http(hub.token(env, true), retries, Duration.ofMinutes(5));
             HubUploader.Result r = new HubUploader(http, log, parallel).upload(plan, privateRepo, message, "Uploaded by impasto publish.");
             o.println("committed " + r.commitOid() + " (" + r.lfsUploaded() + " LFS uploaded, " + r.lfsAlreadyStored() + " already stored, "
                     + r.regular() + " regular): " + r.commitUrl());

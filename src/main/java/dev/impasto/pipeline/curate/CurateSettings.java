@@ -1,11 +1,7 @@
 package dev.impasto.pipeline.curate;
 
-import com.fasterxml.jackson.databind.DeserializationFeature;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.PropertyNamingStrategies;
-import com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException;
+import dev.impasto.pipeline.Json;
 import dev.impasto.pipeline.PipelineException;
-import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -44,24 +40,10 @@ public final class CurateSettings {
         quotas.put("still_life", 200);
     }
 
-    private static final ObjectMapper CONFIG = new ObjectMapper()
-            .setPropertyNamingStrategy(PropertyNamingStrategies.KEBAB_CASE)
-            .configure(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES, true);
-
     public static CurateSettings load(Path file) {
-        try {
-            CurateSettings s = CONFIG.readValue(file.toFile(), CurateSettings.class);
-            s.validate(file.toString());
-            return s;
-        } catch (UnrecognizedPropertyException e) {
-            throw new PipelineException(file + ": unknown field '" + e.getPropertyName() + "'; known fields: "
-                    + String.join(", ", e.getKnownPropertyIds().stream().map(Object::toString).sorted().toList()));
-        } catch (com.fasterxml.jackson.databind.exc.MismatchedInputException e) {
-            String field = e.getPath().isEmpty() ? "?" : e.getPath().get(0).getFieldName();
-            throw new PipelineException(file + ": field '" + field + "' has the wrong type (" + e.getOriginalMessage() + ")");
-        } catch (IOException e) {
-            throw new PipelineException(file + ": cannot read the curate config: " + e.getMessage());
-        }
+        CurateSettings s = Json.readSettings(file, CurateSettings.class, "curate config");
+        s.validate(file.toString());
+        return s;
     }
 
     /** @param where the file or "options", named in the messages */

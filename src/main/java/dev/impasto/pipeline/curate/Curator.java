@@ -1,6 +1,7 @@
 package dev.impasto.pipeline.curate;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.impasto.io.Folders;
 import dev.impasto.pipeline.Json;
 import dev.impasto.pipeline.PipelineException;
 import dev.impasto.pipeline.image.ContactSheet;
@@ -201,7 +202,7 @@ public final class Curator {
             for (var s : sheets.entrySet())
                 if (s.getValue().count() > 0) s.getValue().write(reportDir.resolve("contact_sheet_" + outLabel.get(s.getKey()) + ".png"));
         }
-        deleteTree(staging);
+        Folders.deleteTree(staging);
         if (!settings.format.equals("imagefolder")) {
             Path parquet = out.resolve("data").resolve("train-00000-of-00001.parquet");
             Files.createDirectories(parquet.getParent());
@@ -308,12 +309,5 @@ public final class Curator {
 
     private static Evaluation fail(Candidate c, String code, String detail, int w, int h) {
         return new Evaluation(c, code, detail, w, h, 0, 0, 0, null, null, "");
-    }
-
-    static void deleteTree(Path dir) throws IOException {
-        if (!Files.exists(dir)) return;
-        try (var s = Files.walk(dir)) {
-            for (Path p : s.sorted(Comparator.reverseOrder()).toList()) Files.deleteIfExists(p);
-        }
     }
 }

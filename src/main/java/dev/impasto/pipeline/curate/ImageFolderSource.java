@@ -49,12 +49,7 @@ public final class ImageFolderSource implements CurationSource {
             while ((line = r.readLine()) != null) {
                 n++;
                 if (line.isBlank()) continue;
-                JsonNode o;
-                try {
-                    o = Json.parse(line);
-                } catch (IOException e) {
-                    throw new PipelineException(m + " line " + n + ": not valid JSON (" + e.getMessage() + ")");
-                }
+                JsonNode o = Json.parseLine(m, n, line);
                 Map<String, String> f = new HashMap<>();
                 o.properties().forEach(e -> f.put(e.getKey(), e.getValue().isNull() ? null : e.getValue().asText()));
                 add(f, m + " line " + n);

@@ -1,6 +1,7 @@
 package dev.impasto.pipeline.hub;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.impasto.io.Digests;
 import dev.impasto.pipeline.Json;
 import dev.impasto.pipeline.PipelineException;
 import dev.impasto.pipeline.Progress;
@@ -20,7 +21,6 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -188,22 +188,10 @@ public final class HubDownloader {
     }
 
     private static String digest(RemoteFile f, Path file) throws IOException {
-        try {
-            MessageDigest md;
-            if (f.lfsOid() != null) md = MessageDigest.getInstance("SHA-256");
-            else {
-                md = MessageDigest.getInstance("SHA-1");
-                md.update(("blob " + Files.size(file) + "\0").getBytes(StandardCharsets.UTF_8));
-            }
-            try (InputStream in = Files.newInputStream(file)) {
-                byte[] buf = new byte[1 << 16];
-                int n;
-                while ((n = in.read(buf)) > 0) md.update(buf, 0, n);
-            }
-            return (f.lfsOid() != null ? "sha256:" : "git-sha1:") + HexFormat.of().formatHex(md.digest());
-        } catch (java.security.NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
+        if (f.lfsOid() != null) return "sha256:" + Digests.sha256(file);
+        MessageDigest md = Digests.of("SHA-1"); // git's blob id: sha1 of "blob <size>\0" + content
+        md.update(("blob " + Files.size(file) + "\0").getBytes(StandardCharsets.UTF_8));
+        return "git-sha1:" + Digests.hex(Digests.update(md, file));
     }
 
     /** Picks shards by a selection like "0-9,15" (indexes into the sorted list); "all" or null keeps all. */

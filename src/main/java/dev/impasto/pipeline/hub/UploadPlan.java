@@ -1,5 +1,6 @@
 package dev.impasto.pipeline.hub;
 
+import dev.impasto.io.Digests;
 import dev.impasto.pipeline.PipelineException;
 import dev.impasto.pipeline.Progress;
 import dev.impasto.util.ProgressBar;
@@ -10,7 +11,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
 import java.util.stream.Stream;
@@ -48,12 +48,7 @@ public record UploadPlan(String repoId, String repoType, String revision, List<E
     }
 
     static Entry hash(String rel, Path p, ProgressBar bar) throws IOException {
-        MessageDigest md;
-        try {
-            md = MessageDigest.getInstance("SHA-256");
-        } catch (java.security.NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
+        MessageDigest md = Digests.of("SHA-256");
         byte[] sample = new byte[0];
         long size = 0;
         try (InputStream in = Files.newInputStream(p)) {
@@ -71,7 +66,7 @@ public record UploadPlan(String repoId, String repoType, String revision, List<E
                 if (bar != null) bar.step(n);
             }
         }
-        return new Entry(rel, p, size, HexFormat.of().formatHex(md.digest()), sample);
+        return new Entry(rel, p, size, Digests.hex(md), sample);
     }
 
     public long totalBytes() {
