@@ -14,7 +14,8 @@
 // Dequant geometry: 1-D grid of 256-thread blocks, grid-stride. The fast path (numel a multiple of 8, aligned
 // pointers, and for int8 / int4 K a multiple of 8) gives each thread groups of 8 consecutive elements: one 4-byte
 // (NF4, int4) or 8-byte (int8) load, one 16-byte store (bf16 / f16; two for f32), 4 groups in flight per thread.
-// Otherwise one element per thread step.
+// Otherwise one element per thread step. NF4, int8 and int4 take the destination's row stride ld (>= K): the weight may
+// be written into the left K columns of a wider matrix ([W | s B] of a fused LoRA product, dev.impasto.model.Linear).
 #pragma once
 #include "common.cuh"
 
@@ -72,14 +73,22 @@ __device__ __forceinline__ void nf4_decode8(uint32_t w, const float* code, float
 
 // ------------------------------------------------------------------------------------------------ dequantization
 
+// Output position of element e of the [n, k] weight in a destination whose rows lie ld elements apart (ld >= k; ld > k
+// when the weight is written into the left part of a wider matrix, e.g. [W | LoRA B] for a fused LoRA product).
+__device__ __forceinline__ i64 dq_out(i64 e, i64 k, i64 ld) {
+  if (ld == k) return e;
+  i64 r = e / k;
+  return r * ld + (e - r * k);
+}
+
 template <typename T>
 __device__ void dequant_nf4_impl(T* out, const uint8_t* packed, const void* absmax, const float* nested, const float* nestedCode, float offset,
-                                 int blocksize, int nestedBlocksize, i64 numel) {
+                                 int blocksize, int nestedBlocksize, i64 numel, i64 k, i64 ld) {
   __shared__ float code[16];
   nf4_table(code);
   const Nf4Scales sc = nf4_scales(absmax, nested, nestedCode, offset, blocksize, nestedBlocksize);
   const i64 tid = global_thread(), nt = global_threads();
-  const bool fast = numel % 8 == 0 && (uintptr_t)packed % 4 == 0 && (uintptr_t)out % 16 == 0;
+  const bool fast = numel % 8 == 0 && (uintptr_t)packed % 4 == 0 && (uintptr_t)out % 16 == 0 && (ld == k || (k % 8 == 0 && ld % 8 == 0));
   if (fast) {
     const i64 groups = numel / 8;
     for (i64 g0 = tid; g0 < groups; g0 += DQ_UNROLL * nt) {
@@ -101,7 +110,7 @@ __device__ void dequant_nf4_impl(T* out, const uint8_t* packed, const void* absm
           nf4_decode8(w[u], code, v);
 #pragma unroll
           for (int j = 0; j < 8; j++) v[j] = __fmul_rn(v[j], am[u]);
-          store_n<T, 8>(out + g * 8, v);
+          store_n<T, 8>(out + dq_out(g * 8, k, ld), v);
         }
       }
     }
@@ -109,15 +118,15 @@ __device__ void dequant_nf4_impl(T* out, const uint8_t* packed, const void* absm
     for (i64 e = tid; e < numel; e += nt) {
       int b = packed[e >> 1];
       int nib = (e & 1) ? (b & 15) : (b >> 4);
-      out[e] = from_f<T>(__fmul_rn(code[nib], sc.at(e)));
+      out[dq_out(e, k, ld)] = from_f<T>(__fmul_rn(code[nib], sc.at(e)));
     }
   }
 }
 
 template <typename T>
-__device__ void dequant_int8_impl(T* out, const int8_t* q, const float* scale, i64 n, i64 k) {
+__device__ void dequant_int8_impl(T* out, const int8_t* q, const float* scale, i64 n, i64 k, i64 ld) {
   const i64 numel = n * k, tid = global_thread(), nt = global_threads();
-  const bool fast = k % 8 == 0 && (uintptr_t)q % 8 == 0 && (uintptr_t)out % 16 == 0;
+  const bool fast = k % 8 == 0 && ld % 8 == 0 && (uintptr_t)q % 8 == 0 && (uintptr_t)out % 16 == 0;
   if (fast) {
     const i64 groups = numel / 8;
     for (i64 g0 = tid; g0 < groups; g0 += DQ_UNROLL * nt) {
@@ -141,20 +150,20 @@ __device__ void dequant_int8_impl(T* out, const int8_t* q, const float* scale, i
             v[j] = __fmul_rn((float)(int8_t)(w[u].x >> (8 * j)), s[u]);
             v[4 + j] = __fmul_rn((float)(int8_t)(w[u].y >> (8 * j)), s[u]);
           }
-          store_n<T, 8>(out + g * 8, v);
+          store_n<T, 8>(out + dq_out(g * 8, k, ld), v);
         }
       }
     }
   } else {
-    for (i64 e = tid; e < numel; e += nt) out[e] = from_f<T>(__fmul_rn((float)q[e], scale[e / k]));
+    for (i64 e = tid; e < numel; e += nt) out[dq_out(e, k, ld)] = from_f<T>(__fmul_rn((float)q[e], scale[e / k]));
   }
 }
 
 template <typename T>
-__device__ void dequant_int4_impl(T* out, const uint8_t* packed, const float* scale, const float* mn, int groupSize, i64 n, i64 k) {
+__device__ void dequant_int4_impl(T* out, const uint8_t* packed, const float* scale, const float* mn, int groupSize, i64 n, i64 k, i64 ld) {
   const i64 numel = n * k, tid = global_thread(), nt = global_threads();
   const i64 rowBytes = (k + 1) / 2, gpr = (k + groupSize - 1) / groupSize;
-  const bool fast = k % 8 == 0 && groupSize % 8 == 0 && (uintptr_t)packed % 4 == 0 && (uintptr_t)out % 16 == 0;
+  const bool fast = k % 8 == 0 && ld % 8 == 0 && groupSize % 8 == 0 && (uintptr_t)packed % 4 == 0 && (uintptr_t)out % 16 == 0;
   if (fast) {
     // rows are whole words (rowBytes = k / 2, a multiple of 4): group g of 8 is word g of the packed array
     const i64 groups = numel / 8;
@@ -182,7 +191,7 @@ __device__ void dequant_int4_impl(T* out, const uint8_t* packed, const float* sc
             v[2 * j] = __fadd_rn(m[u], __fmul_rn((float)((w[u] >> (8 * j + 4)) & 15), s[u]));
             v[2 * j + 1] = __fadd_rn(m[u], __fmul_rn((float)((w[u] >> (8 * j)) & 15), s[u]));
           }
-          store_n<T, 8>(out + g * 8, v);
+          store_n<T, 8>(out + dq_out(g * 8, k, ld), v);
         }
       }
     }
@@ -192,7 +201,7 @@ __device__ void dequant_int4_impl(T* out, const uint8_t* packed, const float* sc
       int b = packed[r * rowBytes + (c >> 1)];
       int qv = (c & 1) ? (b & 15) : (b >> 4);
       i64 gi = r * gpr + c / groupSize;
-      out[e] = from_f<T>(__fadd_rn(mn[gi], __fmul_rn((float)qv, scale[gi])));
+      out[r * ld + c] = from_f<T>(__fadd_rn(mn[gi], __fmul_rn((float)qv, scale[gi])));
     }
   }
 }
@@ -287,15 +296,15 @@ __device__ void dequant_q4_k_impl(T* out, const uint8_t* blocks, i64 numel) {
 #define DEQUANT(T, sfx)                                                                                                  \
   IMPASTO_KERNEL void impasto_dequant_nf4_##sfx(T* out, const uint8_t* packed, const void* absmax, const float* nested,  \
                                                 const float* nestedCode, float offset, int blocksize,                    \
-                                                int nestedBlocksize, i64 numel) {                                        \
-    dequant_nf4_impl<T>(out, packed, absmax, nested, nestedCode, offset, blocksize, nestedBlocksize, numel);             \
+                                                int nestedBlocksize, i64 numel, i64 k, i64 ld) {                         \
+    dequant_nf4_impl<T>(out, packed, absmax, nested, nestedCode, offset, blocksize, nestedBlocksize, numel, k, ld);     \
   }                                                                                                                      \
-  IMPASTO_KERNEL void impasto_dequant_int8_##sfx(T* out, const int8_t* q, const float* scale, i64 n, i64 k) {            \
-    dequant_int8_impl<T>(out, q, scale, n, k);                                                                           \
+  IMPASTO_KERNEL void impasto_dequant_int8_##sfx(T* out, const int8_t* q, const float* scale, i64 n, i64 k, i64 ld) {    \
+    dequant_int8_impl<T>(out, q, scale, n, k, ld);                                                                       \
   }                                                                                                                      \
   IMPASTO_KERNEL void impasto_dequant_int4_##sfx(T* out, const uint8_t* packed, const float* scale, const float* mn,     \
-                                                 int groupSize, i64 n, i64 k) {                                          \
-    dequant_int4_impl<T>(out, packed, scale, mn, groupSize, n, k);                                                       \
+                                                 int groupSize, i64 n, i64 k, i64 ld) {                                  \
+    dequant_int4_impl<T>(out, packed, scale, mn, groupSize, n, k, ld);                                                   \
   }                                                                                                                      \
   IMPASTO_KERNEL void impasto_dequant_q8_0_##sfx(T* out, const uint8_t* blocks, i64 numel) {                            \
     dequant_q8_0_impl<T>(out, blocks, numel);                                                                            \

@@ -157,15 +157,15 @@ int main() {
     double gbs = bytes / (t * 1e-3) / 1e9;
     printf("%-58s %8.4f ms %7.0f GB/s %5.1f%% of copy %s\n", name, t, gbs, 100 * gbs / copyGBs, same ? "bit-identical" : "MISMATCH");
   };
-  float t0 = time_ms([&] { impasto_dequant_nf4_bf16<<<gridJava, 256>>>(ref, packed, absmax, nullptr, nullptr, 0.f, 64, 1, numel); });
+  float t0 = time_ms([&] { impasto_dequant_nf4_bf16<<<gridJava, 256>>>(ref, packed, absmax, nullptr, nullptr, 0.f, 64, 1, numel, K, K); });
   CK(cudaMemcpy(out, ref, numel * 2, cudaMemcpyDeviceToDevice));
   report("impasto_dequant_nf4_bf16 (kernels/quant.cu), batched", t0);
-  float t1 = time_ms([&] { impasto_dequant_nf4_bf16<<<gridJava, 256>>>(ref, packed, absmax, nullptr, nullptr, 0.f, 64, 1, numel); }, 1, 50);
+  float t1 = time_ms([&] { impasto_dequant_nf4_bf16<<<gridJava, 256>>>(ref, packed, absmax, nullptr, nullptr, 0.f, 64, 1, numel, K, K); }, 1, 50);
   report("impasto_dequant_nf4_bf16, one launch per event pair", t1);
   for (int per : {4, 8, 16, 32}) {
     char name[128]; snprintf(name, sizeof name, "impasto_dequant_nf4_bf16, grid %d x SMs", per);
     CK(cudaMemset(out, 0xff, numel * 2));
-    float t = time_ms([&] { impasto_dequant_nf4_bf16<<<sms * per, 256>>>(out, packed, absmax, nullptr, nullptr, 0.f, 64, 1, numel); });
+    float t = time_ms([&] { impasto_dequant_nf4_bf16<<<sms * per, 256>>>(out, packed, absmax, nullptr, nullptr, 0.f, 64, 1, numel, K, K); });
     report(name, t);
   }
 #define V(VEC, U, ST, GRID, LABEL)                                                                                      \

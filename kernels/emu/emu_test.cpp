@@ -357,18 +357,35 @@ static Nf4W nf4(long n, long k, bool dq) {
   return w;
 }
 
+// The [n, k] values of an [n, ld] output; a padding column that is not NaN any more (written past k) is returned as a
+// row of NaN so that the comparison fails.
+static std::vector<double> strip_ld(const std::vector<double>& out, long n, long k, long ld) {
+  std::vector<double> r(n * k);
+  for (long i = 0; i < n; i++) {
+    bool clobbered = false;
+    for (long c = k; c < ld; c++) clobbered |= !std::isnan(out[i * ld + c]);
+    for (long c = 0; c < k; c++) r[i * k + c] = clobbered ? NAN : out[i * ld + c];
+  }
+  return r;
+}
+
 static void test_quant() {
   // NF4 (blocksize 32, nested groups of 4), fast path (numel % 8 == 0) and generic (odd numel)
   for (bool dq : {false, true})
     for (long k : {64L, 13L}) {
       Nf4W w = nf4(5, k, dq);
-      std::vector<bf16> out(5 * k, cvt<bf16>(NAN));
       const void* am = dq ? (const void*)w.codes.data() : (const void*)w.absmax.data();
-      emu_launch(impasto_dequant_nf4_bf16, dim(1), dim(256), 0, out.data(), w.packed.data(), am, dq ? w.nested.data() : nullptr,
-                 dq ? w.ncode.data() : nullptr, w.offset, 32, 4, 5 * k);
       std::vector<double> ref(5 * k);
       for (long e = 0; e < 5 * k; e++) ref[e] = rt<bf16>(w.at(e));
-      expect(std::string("dequant nf4") + (dq ? "-dq" : "") + " [5, " + std::to_string(k) + "]", from_t(out), ref, 0);
+      // contiguous, then into the left k columns of rows 8 wider (the fused LoRA [W | s B] layout)
+      for (long pad : {0L, 8L}) {
+        long ld = k + pad;
+        std::vector<bf16> out(5 * ld, cvt<bf16>(NAN));
+        emu_launch(impasto_dequant_nf4_bf16, dim(1), dim(256), 0, out.data(), w.packed.data(), am, dq ? w.nested.data() : nullptr,
+                   dq ? w.ncode.data() : nullptr, w.offset, 32, 4, 5 * k, k, ld);
+        expect(std::string("dequant nf4") + (dq ? "-dq" : "") + " [5, " + std::to_string(k) + "] ld " + std::to_string(ld),
+               strip_ld(from_t(out), 5, k, ld), ref, 0);
+      }
 
       // GEMV, 3 rows of x (bucket 4), bias f32, beta 0.5
       long m = 3;
@@ -395,11 +412,15 @@ static void test_quant() {
     auto q = bytes(n * k);
     std::vector<float> sc(n);
     for (long i = 0; i < n; i++) sc[i] = 0.01f * (i + 1);
-    std::vector<float> out(n * k, NAN);
-    emu_launch(impasto_dequant_int8_f32, dim(1), dim(256), 0, out.data(), (const int8_t*)q.data(), sc.data(), n, k);
     std::vector<double> ref(n * k);
     for (long e = 0; e < n * k; e++) ref[e] = (float)(int8_t)q[e] * sc[e / k];
-    expect("dequant int8 [5, " + std::to_string(k) + "]", std::vector<double>(out.begin(), out.end()), ref, 0);
+    for (long pad : {0L, 8L}) {
+      long ld = k + pad;
+      std::vector<float> out(n * ld, NAN);
+      emu_launch(impasto_dequant_int8_f32, dim(1), dim(256), 0, out.data(), (const int8_t*)q.data(), sc.data(), n, k, ld);
+      expect("dequant int8 [5, " + std::to_string(k) + "] ld " + std::to_string(ld),
+             strip_ld(std::vector<double>(out.begin(), out.end()), n, k, ld), ref, 0);
+    }
     auto x = to_t<float>(gauss(k));
     std::vector<float> o(n, NAN);
     emu_launch(impasto_gemv_int8_m1_f32, dim(1), dim(256), 0, o.data(), n, x.data(), k, 1, n, k, (const int8_t*)q.data(), sc.data(),
@@ -418,8 +439,6 @@ static void test_quant() {
       sc[i] = 0.01f * (i + 1);
       mn[i] = -0.05f * (i % 3);
     }
-    std::vector<float> out(n * k, NAN);
-    emu_launch(impasto_dequant_int4_f32, dim(1), dim(256), 0, out.data(), p.data(), sc.data(), mn.data(), (int)gs, n, k);
     std::vector<double> ref(n * k);
     for (long r = 0; r < n; r++)
       for (long c = 0; c < k; c++) {
@@ -427,7 +446,13 @@ static void test_quant() {
         long g = r * gpr + c / gs;
         ref[r * k + c] = mn[g] + qv * sc[g];
       }
-    expect("dequant int4 [4, " + std::to_string(k) + "]", std::vector<double>(out.begin(), out.end()), ref, 0);
+    for (long pad : {0L, 8L}) {
+      long ld = k + pad;
+      std::vector<float> out(n * ld, NAN);
+      emu_launch(impasto_dequant_int4_f32, dim(1), dim(256), 0, out.data(), p.data(), sc.data(), mn.data(), (int)gs, n, k, ld);
+      expect("dequant int4 [4, " + std::to_string(k) + "] ld " + std::to_string(ld),
+             strip_ld(std::vector<double>(out.begin(), out.end()), n, k, ld), ref, 0);
+    }
     auto x = to_t<bf16>(gauss(2 * k));
     std::vector<bf16> o(2 * n);
     emu_launch(impasto_gemv_int4_m2_bf16, dim(1), dim(256), 0, o.data(), n, x.data(), k, 2, n, k, p.data(), sc.data(), mn.data(), (int)gs,

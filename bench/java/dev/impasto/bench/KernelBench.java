@@ -5,6 +5,11 @@ import dev.impasto.cuda.CudaEvent;
 import dev.impasto.cuda.CudaStream;
 import dev.impasto.cuda.Memcpy;
 import dev.impasto.tensor.DType;
+import dev.impasto.model.BaseLinear;
+import dev.impasto.model.Linear;
+import dev.impasto.model.LoraContext;
+import dev.impasto.model.LoraGroup;
+import dev.impasto.model.WeightScratch;
 import dev.impasto.tensor.LinearWeight;
 import dev.impasto.tensor.Tensor;
 import dev.impasto.tensor.cuda.CudaBackend;
@@ -72,6 +77,13 @@ public class KernelBench {
         final LinearWeight.Nf4 modWeight;
         final Tensor aq, ak, av, aout, alse, adout, adq, adk, adv;
         final long attnLen;
+        // the model's fused LoRA forward (dev.impasto.model.Linear): dense bf16 and NF4 bases [D, D] with one rank-16
+        // adapter, inputs in buffers with RANK spare columns
+        final Linear denseLora, nf4Lora;
+        final LinearWeight.Nf4 nf4Square;
+        final Tensor[] xWide;       // rotated [M, D + RANK]
+        final WeightScratch scratch = new WeightScratch();
+        final List<LoraGroup> groups = new ArrayList<>();
 
         Fixtures(CudaBackend be, List<Tensor> owned) {
             Random r = new Random(1);
@@ -120,6 +132,26 @@ public class KernelBench {
             adq = own(owned, be.empty(DType.BF16, 1, attnLen, D));
             adk = own(owned, be.empty(DType.BF16, 1, attnLen, D));
             adv = own(owned, be.empty(DType.BF16, 1, attnLen, D));
+            nf4Square = nf4(be, owned, r, D, D, false);
+            Tensor denseW = randn(be, new ArrayList<>(), DType.BF16, 0.02, D, D); // re-stored (and closed) by attachLora
+            denseLora = loraLinear(be, owned, "double_blocks.0.img_attn.proj", new LinearWeight.Dense(denseW), bias, scratch);
+            nf4Lora = loraLinear(be, owned, "double_blocks.0.txt_attn.proj", nf4Square, bias, scratch);
+            xWide = new Tensor[4];
+            for (int i = 0; i < xWide.length; i++) xWide[i] = randn(be, owned, DType.BF16, 1, M, D + RANK);
+        }
+
+        Linear loraLinear(CudaBackend be, List<Tensor> owned, String key, LinearWeight w, Tensor bias, WeightScratch scratch) {
+            Linear l = new Linear(key, new BaseLinear(w, bias));
+            LoraGroup g = new LoraGroup(be, key, List.of(new LoraGroup.Piece("", 0, D)), D, (int) RANK, RANK, 0, DType.BF16);
+            be.randn(g.a, 5);
+            be.axpby(g.a, 0.02, g.a, 0);
+            be.randn(g.b, 6);
+            be.axpby(g.b, 0.02, g.b, 0);
+            g.syncCompute(be);
+            Tensor padded = l.attachLora(be, g, scratch);
+            if (padded != null) owned.add(padded);
+            groups.add(g);
+            return l;
         }
     }
 
@@ -167,6 +199,8 @@ public class KernelBench {
     @TearDown(Level.Trial)
     public void tearDown() {
         be.synchronize();
+        for (LoraGroup g : f.groups) g.close();
+        f.scratch.close();
         for (Tensor t : owned) t.close();
         be.close();
     }
@@ -195,12 +229,31 @@ public class KernelBench {
         be.linear(f.out, x(), f.w, f.bias, 0);
     }
 
-    /** Linear.forward with one LoRA piece, no dropout: base, h = x A^T, out += s h B^T. */
+    /** The unfused LoRA sequence, no dropout: base, h = x A^T, out += s h B^T (a second pass over out). */
     void baseGemmWithLora() {
         Tensor xi = x();
         be.linear(f.out, xi, f.w, f.bias, 0);
         be.gemm(f.h, xi, false, f.loraA, true, 1, 0);
         be.gemm(f.out, f.h, false, f.loraB, true, 1.0, 1);
+    }
+
+    Tensor xWide() {
+        return f.xWide[rot++ & 3];
+    }
+
+    /** Linear.forward of the model with a fused rank-16 LoRA on a dense bf16 base: h into x's spare columns, one GEMM. */
+    void fusedLoraDense() {
+        f.denseLora.forward(be, f.out, xWide(), null, LoraContext.INFERENCE);
+    }
+
+    /** The NF4 base alone: dequantize [D, D] + GEMM (what Linear.forward runs without a LoRA). */
+    void nf4Linear() {
+        be.linear(f.out, x(), f.nf4Square, f.bias, 0);
+    }
+
+    /** Linear.forward with a fused rank-16 LoRA on the NF4 base: dequantize into [W | s B], h, one GEMM. */
+    void fusedLoraNf4() {
+        f.nf4Lora.forward(be, f.out, xWide(), null, LoraContext.INFERENCE);
     }
 
     void layerNormModulate() {
@@ -317,8 +370,16 @@ public class KernelBench {
         double base = medianMs(this::baseGemm, 10, 50);
         row("base GEMM 4608 x 3072 x 3072 bf16 + bias", base, flops / (base * 1e-3) / 1e12, "TFLOP/s", "");
         double lora = medianMs(this::baseGemmWithLora, 10, 50);
-        row("base GEMM + LoRA r16 (Linear.forward sequence)", lora, flops / (lora * 1e-3) / 1e12, "TFLOP/s",
+        row("base GEMM + LoRA r16, unfused (y += s h B^T)", lora, flops / (lora * 1e-3) / 1e12, "TFLOP/s",
                 String.format(Locale.ROOT, "LoRA overhead %.1f%% (%.1f us)", 100 * (lora - base) / base, 1000 * (lora - base)));
+        double fused = medianMs(this::fusedLoraDense, 10, 50);
+        row("base GEMM + LoRA r16, fused (Linear.forward)", fused, flops / (fused * 1e-3) / 1e12, "TFLOP/s",
+                String.format(Locale.ROOT, "LoRA overhead %.1f%% (%.1f us; target <= 10%%)", 100 * (fused - base) / base, 1000 * (fused - base)));
+        double nf4Base = medianMs(this::nf4Linear, 10, 50);
+        row("NF4 base: dequant [3072, 3072] + GEMM", nf4Base, flops / (nf4Base * 1e-3) / 1e12, "TFLOP/s", "");
+        double nf4Fused = medianMs(this::fusedLoraNf4, 10, 50);
+        row("NF4 base + LoRA r16, fused (Linear.forward)", nf4Fused, flops / (nf4Fused * 1e-3) / 1e12, "TFLOP/s",
+                String.format(Locale.ROOT, "LoRA overhead %.1f%% (%.1f us)", 100 * (nf4Fused - nf4Base) / nf4Base, 1000 * (nf4Fused - nf4Base)));
 
         double lnBytes = 2.0 * M * D * 2;
         t = medianMs(this::layerNormModulate, 10, 50);

@@ -81,10 +81,12 @@ public final class DoubleStreamBlock {
                 st.hMod = ly.mod.forward(be, st.mod, vecAct, saveScope, ctx);
                 st.mean1 = sc.empty(Activations.statType(dt), ins[i].rows());
                 st.rstd1 = sc.empty(Activations.statType(dt), ins[i].rows());
-                st.xmod1 = sc.empty(dt, ins[i].shape());
+                // the linears' inputs get room for the LoRA down-projection (fused forward, see Linear)
+                Tensor xmod1Buf = ly.qkv.newInput(sc, dt, ins[i].shape());
+                st.xmod1 = ly.qkv.inputOf(xmod1Buf);
                 be.layerNormModulate(st.xmod1, st.mean1, st.rstd1, ins[i], st.mod.chunk(0, 6), st.mod.chunk(1, 6));
                 st.qkv = sc.empty(dt, batch, ins[i].rows() / batch, 3 * d);
-                st.hQkv = ly.qkv.forward(be, st.qkv, st.xmod1, saveScope, ctx);
+                st.hQkv = ly.qkv.forward(be, st.qkv, xmod1Buf, saveScope, ctx);
                 be.qkNormRope(s.q, s.k, s.v, null, null, st.qkv, ly.qScale, ly.kScale, pe, heads, i == 0 ? 0 : lt);
             }
             s.attn = sc.empty(dt, batch, ltot, d);
@@ -107,10 +109,11 @@ public final class DoubleStreamBlock {
                 be.gatedResidual(st.xMid, st.mod.chunk(2, 6), st.y1);
                 st.mean2 = sc.empty(Activations.statType(dt), st.x.rows());
                 st.rstd2 = sc.empty(Activations.statType(dt), st.x.rows());
-                st.xmod2 = sc.empty(dt, st.x.shape());
+                Tensor xmod2Buf = ly.mlp0.newInput(sc, dt, st.x.shape());
+                st.xmod2 = ly.mlp0.inputOf(xmod2Buf);
                 be.layerNormModulate(st.xmod2, st.mean2, st.rstd2, st.xMid, st.mod.chunk(3, 6), st.mod.chunk(4, 6));
                 st.hPre = sc.empty(dt, st.x.rows(), ly.mlp0.out());
-                st.hMlp0 = ly.mlp0.forward(be, st.hPre, st.xmod2, saveScope, ctx);
+                st.hMlp0 = ly.mlp0.forward(be, st.hPre, xmod2Buf, saveScope, ctx);
                 // gelu(hPre) is recomputed in backward instead of saved: one elementwise pass for 4 x hidden per token
                 st.y2 = sc.empty(dt, st.x.shape());
                 try (Scope tmp = new Scope(be)) {

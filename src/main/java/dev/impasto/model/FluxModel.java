@@ -24,6 +24,8 @@ public final class FluxModel implements AutoCloseable {
     final List<SingleStreamBlock> singles = new ArrayList<>();
     private final List<LoraGroup> loras = new ArrayList<>();
     private final List<AutoCloseable> owned = new ArrayList<>();
+    /** The dequantized [W | s B] of the fused LoRA forward, shared by all layers (see Linear). */
+    private final WeightScratch loraWeightScratch = new WeightScratch();
     /** Every base weight by canonical BFL key ("...weight", "...bias", "...scale"), in the reference's order. */
     private final java.util.LinkedHashMap<String, Object> named = new java.util.LinkedHashMap<>();
     private boolean checkpointing;
@@ -200,7 +202,7 @@ public final class FluxModel implements AutoCloseable {
                 backend.axpby(g.a, -1, one, 1);
             }
             g.syncCompute(backend);
-            lin.lora = g;
+            prepareFusedLora(lin, g);
             loras.add(g);
         }
         if (loras.isEmpty()) throw new IllegalArgumentException("the LoRA config selects no layer: " + cfg.describe());
@@ -216,8 +218,17 @@ public final class FluxModel implements AutoCloseable {
             Linear l = byKey.get(g.key);
             if (l == null) throw new IllegalArgumentException("LoRA targets unknown module " + g.key);
             if (g.in() != l.in()) throw new IllegalArgumentException("LoRA " + g.key + " has input " + g.in() + ", the layer " + l.in());
-            l.lora = g;
+            prepareFusedLora(l, g);
             loras.add(g);
+        }
+    }
+
+    /** Gives a LoRA target what its fused forward needs: room for s B next to a dense weight, the shared scratch. */
+    private void prepareFusedLora(Linear l, LoraGroup g) {
+        Tensor padded = l.attachLora(backend, g, loraWeightScratch);
+        if (padded != null) {
+            owned.add(padded);
+            named.put(l.key + ".weight", l.base.weight());
         }
     }
 
@@ -490,6 +501,7 @@ public final class FluxModel implements AutoCloseable {
     public void close() {
         for (LoraGroup g : loras) g.close();
         loras.clear();
+        loraWeightScratch.close();
         Closeables.closeReversed(owned);
     }
 }

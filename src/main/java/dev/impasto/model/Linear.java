@@ -1,26 +1,44 @@
 package dev.impasto.model;
 
 import dev.impasto.tensor.Backend;
+import dev.impasto.tensor.DType;
+import dev.impasto.tensor.LinearWeight;
 import dev.impasto.tensor.Tensor;
 
 /**
  * A linear layer of the model: a frozen {@link BaseLinear} plus, when it is a LoRA target, its {@link LoraGroup}.
  *
- * <p>forward: y = x W^T + bias, then h = drop(x) A^T (all pieces in one product) and y[:, piece rows] += s h_i B_i^T
- * accumulated into the base output (beta = 1). backward: dB_i += s dy_i^T h_i, dh_i = s dy_i B_i, dA += dh^T drop(x),
- * dx = dy W + dh A. The only activation LoRA saves beyond the layer input is h [rows, pieces * rank].
+ * <p>forward: y = x W^T + bias + s h B^T with h = drop(x) A^T (all pieces' A in one product). backward:
+ * dB_i += s dy_i^T h_i, dh_i = s dy_i B_i, dA += dh^T drop(x), dx = dy W + dh A. The only activation LoRA saves
+ * beyond the layer input is h [rows, pieces * rank].
+ *
+ * <p>Fused forward: when the caller hands x inside a buffer with {@link #loraWidth()} spare columns (made by
+ * {@link #newInput}), h is written into those columns and the up-projection rides along the base product as extra
+ * K: y = [x | h] [W | s B]^T + bias, one GEMM whose output is written once. Applying s B h afterwards instead (y +=
+ * ..., beta = 1) reads and writes all of y a second time, a third of a 3072-wide layer's time at 4608 tokens.
+ * [W | s B] is the dense weight with B's pieces block-diagonal in the extra columns: for a dense base the weight is
+ * stored that way once ({@link #padDenseWeight}), a quantized base is dequantized into the left columns of a shared
+ * scratch.
  */
 public final class Linear {
     public final String key;
-    public final BaseLinear base;
+    BaseLinear base;
     LoraGroup lora;
     /** Mixed into the dropout seed so each layer draws its own mask. */
     private final long keyHash;
+    /** [out, in + loraWidth] owner of a dense base weight stored with room for s B (see padDenseWeight); else null. */
+    private Tensor paddedWeight;
+    /** Shared scratch for the dequantized [W | s B] of quantized bases (null: a temporary per call). */
+    WeightScratch scratch;
 
     public Linear(String key, BaseLinear base) {
         this.key = key;
         this.base = base;
         this.keyHash = key.hashCode() * 0x9E3779B97F4A7C15L;
+    }
+
+    public BaseLinear base() {
+        return base;
     }
 
     public LoraGroup lora() {
@@ -36,26 +54,101 @@ public final class Linear {
     }
 
     /**
-     * out = x W^T + bias (+ LoRA). Returns h (owned by {@code saved}) when a LoRA is attached and saved is not null;
+     * Attaches {@code g} (null detaches) and prepares the fused forward: a dense base is re-stored with room for s B
+     * ({@link #padDenseWeight}), a quantized one dequantizes into {@code scratch} (null: a temporary per call).
+     * Returns the new owner of a re-stored dense weight, which the caller closes, or null.
+     */
+    public Tensor attachLora(Backend be, LoraGroup g, WeightScratch scratch) {
+        if (g != null && g.in() != in()) throw new IllegalArgumentException("LoRA " + g.key + " has input " + g.in() + ", the layer " + in());
+        lora = g;
+        this.scratch = scratch;
+        return g == null ? null : padDenseWeight(be);
+    }
+
+    /** Spare input columns the fused forward wants (the attached LoRA's width; 0 without one). */
+    public long loraWidth() {
+        return lora == null ? 0 : lora.width();
+    }
+
+    /**
+     * An input buffer for {@link #forward}: shape with its last dimension widened by {@link #loraWidth()}. Producers
+     * write the layer input into {@link #inputOf}(buffer); forward puts h into the rest.
+     */
+    public Tensor newInput(Scope scope, DType dtype, long... shape) {
+        if (shape[shape.length - 1] != in())
+            throw new IllegalArgumentException(key + ": an input buffer's last dimension is " + in() + ", got " + java.util.Arrays.toString(shape));
+        long[] wide = shape.clone();
+        wide[wide.length - 1] += loraWidth();
+        return scope.empty(dtype, wide);
+    }
+
+    /** The layer input inside a buffer from {@link #newInput} (the buffer itself when it has no spare columns). */
+    public Tensor inputOf(Tensor buffer) {
+        return buffer.cols() == in() ? buffer : buffer.cols(0, in());
+    }
+
+    /**
+     * Stores a dense base weight as the left part of an [out, in + loraWidth] tensor so that the fused forward finds
+     * [W | s B] in place. Returns the new owner (the caller owns it and the old storage is closed) or null when
+     * nothing changed (no LoRA, a quantized base, or already padded for this width).
+     */
+    public Tensor padDenseWeight(Backend be) {
+        long w = loraWidth();
+        if (w == 0 || !(base.weight() instanceof LinearWeight.Dense d) || d.w().rank() != 2) return null;
+        if (paddedWeight != null && paddedWeight.cols() == in() + w) return null;
+        Tensor p = be.empty(d.w().dtype(), out(), in() + w);
+        be.copy(p.cols(0, in()), d.w());
+        be.fill(p.cols(in(), in() + w), 0);
+        d.w().close();
+        if (paddedWeight != null) paddedWeight.close();
+        paddedWeight = p;
+        base = new BaseLinear(new LinearWeight.Dense(p.cols(0, in())), base.bias());
+        return p;
+    }
+
+    /**
+     * out = x W^T + bias (+ LoRA). x is the input [rows, in] or a {@link #newInput} buffer [rows, in + loraWidth]
+     * (then the fused path runs and h lives in the buffer's spare columns: the buffer must outlive h). Returns h
+     * when a LoRA is attached and saved is not null (allocated in {@code saved} unless it lives in x's buffer);
      * with saved == null (inference) h is a temporary.
      */
     public Tensor forward(Backend be, Tensor out, Tensor x, Scope saved, LoraContext ctx) {
-        be.linear(out, x, base.weight(), base.bias(), 0);
-        if (lora == null || ctx.loraScale() == 0) return null;
+        long k = in();
+        boolean wide = x.cols() != k;
+        if (wide && x.cols() != k + loraWidth())
+            throw new IllegalArgumentException(key + ": input " + x + " must have " + k + " columns, or " + (k + loraWidth())
+                    + " (a newInput buffer for the attached LoRA)");
+        Tensor xv = wide ? x.cols(0, k) : x;
+        if (lora == null || ctx.loraScale() == 0) {
+            be.linear(out, xv, base.weight(), base.bias(), 0);
+            return null;
+        }
         Scope tmp = new Scope(be);
         try {
-            Tensor h = (saved != null ? saved : tmp).empty(x.dtype(), x.rows(), lora.width());
-            Tensor xin = x;
+            Tensor h = wide ? x.cols(k, k + lora.width()) : (saved != null ? saved : tmp).empty(x.dtype(), x.rows(), lora.width());
+            Tensor xin = xv;
             if (lora.dropout > 0 && ctx.training()) {
-                xin = tmp.empty(x.dtype(), x.rows(), x.cols());
-                be.dropout(xin, x.matrix(), lora.dropout, ctx.dropoutSeed() ^ keyHash);
+                xin = tmp.empty(x.dtype(), x.rows(), k);
+                be.dropout(xin, xv.matrix(), lora.dropout, ctx.dropoutSeed() ^ keyHash);
             }
-            be.gemm(h, xin.matrix(), false, lora.computeA, true, 1, 0);
+            be.gemm(h.matrix(), xin.matrix(), false, lora.computeA, true, 1, 0);
             double s = lora.scale() * ctx.loraScale();
-            Tensor out2 = out.matrix();
-            for (int i = 0; i < lora.pieces.size(); i++) {
-                LoraGroup.Piece p = lora.pieces.get(i);
-                be.gemm(out2.cols(p.rowStart(), p.rowEnd()), lora.pieceCols(h, i), false, lora.pieceRows(lora.computeB, i), true, s, 1);
+            Tensor wcat = wide ? weightWithLora(be, tmp, x.dtype()) : null;
+            if (wcat != null) {
+                Tensor tail = wcat.cols(k, k + lora.width());
+                be.fill(tail, 0);
+                for (int i = 0; i < lora.pieces.size(); i++) {
+                    LoraGroup.Piece p = lora.pieces.get(i);
+                    be.axpby(lora.pieceCols(tail.rows(p.rowStart(), p.rowEnd()), i), s, lora.pieceRows(lora.computeB, i), 0);
+                }
+                be.linear(out, x.matrix(), new LinearWeight.Dense(wcat), base.bias(), 0);
+            } else {
+                be.linear(out, xv, base.weight(), base.bias(), 0);
+                Tensor out2 = out.matrix(), hm = h.matrix();
+                for (int i = 0; i < lora.pieces.size(); i++) {
+                    LoraGroup.Piece p = lora.pieces.get(i);
+                    be.gemm(out2.cols(p.rowStart(), p.rowEnd()), lora.pieceCols(hm, i), false, lora.pieceRows(lora.computeB, i), true, s, 1);
+                }
             }
             return saved != null ? h : null;
         } finally {
@@ -64,10 +157,26 @@ public final class Linear {
     }
 
     /**
+     * [W | tail] [out, in + loraWidth] in dtype with the tail to be filled by the caller, or null when this base cannot
+     * take the fused path (a dense weight not padded by padDenseWeight, or of another dtype than the activations).
+     */
+    private Tensor weightWithLora(Backend be, Scope tmp, DType dtype) {
+        long k = in(), w = lora.width();
+        if (base.weight() instanceof LinearWeight.Dense) {
+            if (paddedWeight == null || paddedWeight.cols() != k + w || paddedWeight.dtype() != dtype) return null;
+            return paddedWeight;
+        }
+        Tensor cat = scratch != null ? scratch.get(be, dtype, out(), k + w) : tmp.empty(dtype, out(), k + w);
+        be.dequantize(cat.cols(0, k), base.weight());
+        return cat;
+    }
+
+    /**
      * Backward given dy: accumulates the LoRA gradients (if any) and writes dx = dy W (+ LoRA term) + betaDx * dx
      * when dx is not null. x and h are what forward saw and returned.
      */
     public void backward(Backend be, Tensor dx, double betaDx, Tensor dy, Tensor x, Tensor h, LoraContext ctx) {
+        x = inputOf(x);
         Tensor dym = dy.matrix();
         if (lora == null || h == null) {
             if (dx != null) be.linearInputGrad(dx.matrix(), dym, base.weight(), betaDx);
@@ -79,7 +188,7 @@ public final class Linear {
             for (int i = 0; i < lora.pieces.size(); i++) {
                 LoraGroup.Piece p = lora.pieces.get(i);
                 Tensor dyi = dym.cols(p.rowStart(), p.rowEnd());
-                be.gemm(lora.pieceRows(lora.gradB, i), dyi, true, lora.pieceCols(h, i), false, s, 1);
+                be.gemm(lora.pieceRows(lora.gradB, i), dyi, true, lora.pieceCols(h.matrix(), i), false, s, 1);
                 be.gemm(lora.pieceCols(dh, i), dyi, false, lora.pieceRows(lora.computeB, i), false, s, 0);
             }
             Tensor xin = x.matrix();

@@ -57,20 +57,23 @@ public final class SingleStreamBlock {
             s.hMod = mod.forward(be, s.mod, vecAct, saveScope, ctx);
             s.mean = sc.empty(Activations.statType(dt), x.rows());
             s.rstd = sc.empty(Activations.statType(dt), x.rows());
-            s.xmod = sc.empty(dt, x.shape());
+            // the linears' inputs get room for the LoRA down-projection (fused forward, see Linear)
+            Tensor xmodBuf = linear1.newInput(sc, dt, x.shape());
+            s.xmod = linear1.inputOf(xmodBuf);
             be.layerNormModulate(s.xmod, s.mean, s.rstd, x, s.mod.chunk(0, 3), s.mod.chunk(1, 3));
             s.l1 = sc.empty(dt, batch, len, 3 * d + mlp);
-            s.hL1 = linear1.forward(be, s.l1, s.xmod, saveScope, ctx);
+            s.hL1 = linear1.forward(be, s.l1, xmodBuf, saveScope, ctx);
             s.q = sc.empty(dt, batch, len, d);
             s.k = sc.empty(dt, batch, len, d);
             s.v = sc.empty(dt, batch, len, d);
             be.qkNormRope(s.q, s.k, s.v, null, null, s.l1.cols(0, 3 * d), qScale, kScale, pe, heads, 0);
-            s.cat = sc.empty(dt, batch, len, d + mlp);
+            Tensor catBuf = linear2.newInput(sc, dt, batch, len, d + mlp);
+            s.cat = linear2.inputOf(catBuf);
             s.lse = sc.empty(Activations.statType(dt), batch, heads, len);
             be.attention(s.cat.cols(0, d), s.lse, s.q, s.k, s.v, heads);
             be.gelu(s.cat.cols(d, d + mlp), s.l1.cols(3 * d, 3 * d + mlp));
             s.y = sc.empty(dt, x.shape());
-            s.hL2 = linear2.forward(be, s.y, s.cat, saveScope, ctx);
+            s.hL2 = linear2.forward(be, s.y, catBuf, saveScope, ctx);
             Tensor r = out.copyOf(x);
             be.gatedResidual(r, s.mod.chunk(2, 3), s.y);
             result[0] = r;

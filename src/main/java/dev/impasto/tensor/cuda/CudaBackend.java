@@ -517,19 +517,31 @@ public final class CudaBackend implements Backend {
     public void dequantize(Tensor out, LinearWeight w) {
         enter();
         CudaTensor o = cu(out);
-        if (o.rows() * o.cols() != w.outFeatures() * w.inFeatures() || !o.isContiguous())
-            throw new IllegalArgumentException("dequantize: output " + out + " must be a contiguous [" + w.outFeatures() + ", " + w.inFeatures() + "]");
+        // contiguous with N * K elements, or an [N, K] view with wider rows (the left part of [W | s B], see Linear)
+        boolean shaped = o.rows() == w.outFeatures() && o.cols() == w.inFeatures();
+        if (!shaped && (o.rows() * o.cols() != w.outFeatures() * w.inFeatures() || !o.isContiguous()))
+            throw new IllegalArgumentException("dequantize: output " + out + " must be a contiguous [" + w.outFeatures() + ", " + w.inFeatures()
+                    + "] or an [" + w.outFeatures() + ", " + w.inFeatures() + "] view of wider rows");
         switch (w) {
-            case LinearWeight.Dense d -> copy(o, d.w());
+            case LinearWeight.Dense d -> copy(shaped ? o : o.reshape(w.outFeatures(), w.inFeatures()), d.w());
             case LinearWeight.Stacked s -> {
                 long row = 0;
-                Tensor m = o.reshape(w.outFeatures(), w.inFeatures());
+                Tensor m = shaped ? o : o.reshape(w.outFeatures(), w.inFeatures());
                 for (LinearWeight p : s.parts()) {
                     dequantize(m.rows(row, row + p.outFeatures()), p);
                     row += p.outFeatures();
                 }
             }
-            default -> QuantKernels.dequantize(this, o, w);
+            default -> {
+                if (o.isContiguous() || QuantKernels.dequantizesStrided(w)) {
+                    QuantKernels.dequantize(this, o, w);
+                } else {
+                    try (Tensor dense = empty(o.dtype(), w.outFeatures(), w.inFeatures())) {
+                        QuantKernels.dequantize(this, cu(dense), w);
+                        copy(o, dense);
+                    }
+                }
+            }
         }
     }
 

@@ -113,11 +113,22 @@ final class QuantKernels {
         }
     }
 
-    /** The dense weight [N, K] in out's dtype (out contiguous, N * K elements). */
+    /** Whether {@link #dequantize} writes {@code w} into rows of a wider matrix (a row stride above K). */
+    static boolean dequantizesStrided(LinearWeight w) {
+        return w instanceof LinearWeight.Nf4 || w instanceof LinearWeight.Int8 || w instanceof LinearWeight.Int4;
+    }
+
+    /**
+     * The dense weight [N, K] in out's dtype: out contiguous with N * K elements, or (NF4, int8, int4) an [N, K] view
+     * whose rows lie further apart (the left K columns of a wider matrix).
+     */
     static void dequantize(CudaBackend be, CudaTensor out, LinearWeight w) {
-        long numel = w.outFeatures() * w.inFeatures();
-        if (out.numel() != numel || !out.isContiguous())
-            throw new IllegalArgumentException("dequantize: output " + out + " must be contiguous with " + numel + " elements");
+        long numel = w.outFeatures() * w.inFeatures(), k = w.inFeatures();
+        boolean strided = !out.isContiguous();
+        if (strided ? out.rows() != w.outFeatures() || out.cols() != k || !dequantizesStrided(w) : out.numel() != numel)
+            throw new IllegalArgumentException("dequantize: output " + out + " must be contiguous with " + numel + " elements"
+                    + (dequantizesStrided(w) ? " or an [" + w.outFeatures() + ", " + k + "] view" : ""));
+        long ld = strided ? out.rowStride() : k;
         String t = CudaBackend.sfx(out.dtype());
         // fast paths give each thread groups of 8 elements, 4 groups per grid-stride step
         int grid = (int) Math.max(1, Math.min((numel / 8 + 4L * BLOCK - 1) / (4L * BLOCK), 65535L * 32));
@@ -126,18 +137,18 @@ final class QuantKernels {
                 checkNf4(q);
                 be.kernel("impasto_dequant_nf4_" + t).launch(be.ctx.stream(), grid, 1, 1, BLOCK, 1, 1, 0,
                         out.address(), CudaBackend.addr(q.packed()), CudaBackend.addr(q.absmax()), CudaBackend.addr(q.nestedAbsmax()),
-                        CudaBackend.addr(q.nestedCode()), q.nestedOffset(), q.blocksize(), Math.max(1, q.nestedBlocksize()), numel);
+                        CudaBackend.addr(q.nestedCode()), q.nestedOffset(), q.blocksize(), Math.max(1, q.nestedBlocksize()), numel, k, ld);
             }
             case LinearWeight.Int8 q -> {
                 checkInt8(q);
                 be.kernel("impasto_dequant_int8_" + t).launch(be.ctx.stream(), grid, 1, 1, BLOCK, 1, 1, 0,
-                        out.address(), CudaBackend.addr(q.q()), CudaBackend.addr(q.scale()), q.outFeatures(), q.inFeatures());
+                        out.address(), CudaBackend.addr(q.q()), CudaBackend.addr(q.scale()), q.outFeatures(), q.inFeatures(), ld);
             }
             case LinearWeight.Int4 q -> {
                 checkInt4(q);
                 be.kernel("impasto_dequant_int4_" + t).launch(be.ctx.stream(), grid, 1, 1, BLOCK, 1, 1, 0,
                         out.address(), CudaBackend.addr(q.packed()), CudaBackend.addr(q.scale()), CudaBackend.addr(q.min()), q.groupSize(),
-                        q.outFeatures(), q.inFeatures());
+                        q.outFeatures(), q.inFeatures(), ld);
             }
             case LinearWeight.Gguf q -> {
                 GgufKind kind = GgufKind.of(q);

@@ -664,6 +664,14 @@ class CudaKernelsTest {
                 if (worstUlps > (t == F32 ? 1 : 0))
                     fail("dequantize " + f + " [" + n + ", " + k + "] -> " + t + ": element " + worst + " (row " + worst / k + ", col " + worst % k
                             + ") is " + got[worst] + ", WeightQuantizer.dequantize gives " + ref[worst] + " (" + worstUlps + " ulps)");
+                // into the left k columns of wider rows (the fused LoRA's [W | s B]): same values, the rest untouched
+                Tensor wide = own(gpu.empty(t, n, k + 24));
+                gpu.fill(wide, Double.NaN);
+                gpu.dequantize(wide.cols(0, k), q.g);
+                double[] left = gpu.toDoubles(wide.cols(0, k)), right = gpu.toDoubles(wide.cols(k, k + 24));
+                for (int i = 0; i < left.length; i++)
+                    if (left[i] != got[i]) fail("dequantize " + f + " [" + n + ", " + k + "] -> " + t + " into rows of " + (k + 24) + ": element " + i + " is " + left[i] + ", contiguous gives " + got[i]);
+                for (double v : right) assertTrue(Double.isNaN(v), "dequantize " + f + " -> " + t + " wrote past column " + k + " of the wider rows");
             }
         }
         // stacked parts (separately quantized q, k, v) land in their rows
