@@ -256,6 +256,28 @@ public class KernelBench {
         f.nf4Lora.forward(be, f.out, xWide(), null, LoraContext.INFERENCE);
     }
 
+    /** Parts of the fused forward, timed alone: the down-projection into x's spare columns. */
+    void fusedPartDown() {
+        Tensor xw = xWide();
+        be.gemm(xw.cols(D, D + RANK), xw.cols(0, D), false, f.loraA, true, 1, 0);
+    }
+
+    /** ... the base GEMM over K + RANK against [W | s B]. */
+    void fusedPartGemm() {
+        be.linear(f.out, xWide(), new LinearWeight.Dense(f.denseLora.paddedWeightForBench()), f.bias, 0);
+    }
+
+    /** ... the host side alone: wall time of issuing one fused forward (the GPU runs behind). */
+    double hostMicros(Runnable op, int n) {
+        for (int i = 0; i < 20; i++) op.run();
+        be.synchronize();
+        long t0 = System.nanoTime();
+        for (int i = 0; i < n; i++) op.run();
+        long t1 = System.nanoTime();
+        be.synchronize();
+        return (t1 - t0) / 1e3 / n;
+    }
+
     void layerNormModulate() {
         be.layerNormModulate(f.out, f.mean, f.rstd, x(), f.mod.chunk(0, 6), f.mod.chunk(1, 6));
     }
@@ -375,6 +397,12 @@ public class KernelBench {
         double fused = medianMs(this::fusedLoraDense, 10, 50);
         row("base GEMM + LoRA r16, fused (Linear.forward)", fused, flops / (fused * 1e-3) / 1e12, "TFLOP/s",
                 String.format(Locale.ROOT, "LoRA overhead %.1f%% (%.1f us; target <= 10%%)", 100 * (fused - base) / base, 1000 * (fused - base)));
+        double down = medianMs(this::fusedPartDown, 10, 50), kcat = medianMs(this::fusedPartGemm, 10, 50);
+        row("  fused part: h = x A^T into the spare columns", down, 28.3e6 / (down * 1e-3) / 1e9, "GB/s", "x read once");
+        row("  fused part: GEMM over K + 16 against [W | s B]", kcat, flops / (kcat * 1e-3) / 1e12, "TFLOP/s",
+                String.format(Locale.ROOT, "%.1f us over the K = 3072 GEMM", 1000 * (kcat - base)));
+        row("  host: issuing one fused forward", hostMicros(this::fusedLoraDense, 200) / 1000, 0, "", "wall time per call, GPU behind");
+        row("  host: issuing one bare base GEMM", hostMicros(this::baseGemm, 200) / 1000, 0, "", "");
         double nf4Base = medianMs(this::nf4Linear, 10, 50);
         row("NF4 base: dequant [3072, 3072] + GEMM", nf4Base, flops / (nf4Base * 1e-3) / 1e12, "TFLOP/s", "");
         double nf4Fused = medianMs(this::fusedLoraNf4, 10, 50);

@@ -65,6 +65,11 @@ public final class Linear {
         return g == null ? null : padDenseWeight(be);
     }
 
+    /** The [out, in + loraWidth] dense weight with room for s B (null when not re-stored); for benchmarks. */
+    public Tensor paddedWeightForBench() {
+        return paddedWeight;
+    }
+
     /** Spare input columns the fused forward wants (the attached LoRA's width; 0 without one). */
     public long loraWidth() {
         return lora == null ? 0 : lora.width();
