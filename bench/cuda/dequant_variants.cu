@@ -53,10 +53,9 @@ __global__ void __launch_bounds__(256) nf4_variant(bf16* out, const uint8_t* pac
   }
 }
 
-// Warp-cooperative: each warp takes 512 consecutive elements per step; lane l loads 8 bytes (16 elements) with one
-// coalesced 256-byte warp load, then two shuffles-free stores: elements [8l, 8l+8) and [256+8l, 256+8l+8) are
-// written by lane l, so each store instruction of the warp covers 512 contiguous bytes. The nibbles lane l needs
-// for its second store belong to lane l+... so instead each lane loads the two 4-byte words it decodes directly.
+// Warp-step layout: each warp owns 64 * U consecutive 8-element groups per step; lane l takes groups l, l + 32, ...,
+// so every load instruction of the warp reads 128 contiguous bytes and every store writes 512 contiguous bytes, and
+// a warp's steps walk memory in order (the grid-stride kernels interleave warps across the whole tensor).
 template <int U>
 __global__ void __launch_bounds__(256) nf4_warp(bf16* out, const uint8_t* packed, const float* absmax, i64 numel) {
   __shared__ float code[16];
