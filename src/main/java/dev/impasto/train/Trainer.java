@@ -166,7 +166,7 @@ public final class Trainer {
              Tensor loss = be.empty(DType.F32, 1); Tensor lossSum = be.empty(DType.F32, 1); Tensor normSq = be.empty(DType.F32, 1);
              ProgressBar bar = new ProgressBar("train", cfg.training.steps, "it", lead ? System.err : new PrintStream(java.io.OutputStream.nullOutputStream()),
                      System.console() != null, System::nanoTime)) {
-            bar.set(st.step);
+            bar.resumeAt(st.step);
             long t0 = System.nanoTime();
             while (st.step < cfg.training.steps) {
                 long step = st.step + 1;

@@ -21,6 +21,8 @@ public final class ProgressBar implements AutoCloseable {
     private final LongSupplier clock;
     private final long startNanos;
     private long done;
+    /** Work that was already done when the bar started (a resumed run): not counted in the rate. */
+    private long resumedAt;
     private String status = "";
     private long lastDrawNanos = Long.MIN_VALUE;
     private boolean closed;
@@ -37,6 +39,13 @@ public final class ProgressBar implements AutoCloseable {
         this.interactive = interactive;
         this.clock = nanoClock;
         this.startNanos = nanoClock.getAsLong();
+    }
+
+    /** Starts the count at {@code value} without crediting it to this run's rate (resuming from a checkpoint). */
+    public synchronized void resumeAt(long value) {
+        done = value;
+        resumedAt = value;
+        maybeDraw(false);
     }
 
     public synchronized void step(long n) {
@@ -60,7 +69,7 @@ public final class ProgressBar implements AutoCloseable {
     /** The current line, as it would be printed. */
     public synchronized String line() {
         double secs = Math.max(1e-9, (clock.getAsLong() - startNanos) / 1e9);
-        double rate = done / secs;
+        double rate = Math.max(0, done - resumedAt) / secs;
         StringBuilder sb = new StringBuilder(label).append(' ');
         if (total > 0) {
             int filled = (int) Math.min(WIDTH, WIDTH * done / total);
@@ -73,7 +82,7 @@ public final class ProgressBar implements AutoCloseable {
         sb.append(rate >= 1 || rate == 0 ? String.format(Locale.ROOT, " | %.2f %s/s", rate, unit)
                 : String.format(Locale.ROOT, " | %.2f s/%s", 1 / rate, unit));
         sb.append(" | ").append(formatDuration(secs));
-        if (total > 0 && done > 0 && done < total) sb.append(" ETA ").append(formatDuration((total - done) / rate));
+        if (total > 0 && rate > 0 && done < total) sb.append(" ETA ").append(formatDuration((total - done) / rate));
         if (!status.isEmpty()) sb.append(" | ").append(status);
         return sb.toString();
     }
