@@ -84,6 +84,9 @@ public class KernelBench {
         final Tensor[] xWide;       // rotated [M, D + RANK]
         final WeightScratch scratch = new WeightScratch();
         final List<LoraGroup> groups = new ArrayList<>();
+        static final long[] K_SWEEP = {3072, 3088, 3104, 3136};
+        final Tensor[] xk = new Tensor[K_SWEEP.length];
+        final LinearWeight[] wk = new LinearWeight[K_SWEEP.length];
 
         Fixtures(CudaBackend be, List<Tensor> owned) {
             Random r = new Random(1);
@@ -136,6 +139,10 @@ public class KernelBench {
             Tensor denseW = randn(be, new ArrayList<>(), DType.BF16, 0.02, D, D); // re-stored (and closed) by attachLora
             denseLora = loraLinear(be, owned, "double_blocks.0.img_attn.proj", new LinearWeight.Dense(denseW), bias, scratch);
             nf4Lora = loraLinear(be, owned, "double_blocks.0.txt_attn.proj", nf4Square, bias, scratch);
+            for (int i = 0; i < K_SWEEP.length; i++) {
+                xk[i] = randn(be, owned, DType.BF16, 1, M, K_SWEEP[i]);
+                wk[i] = new LinearWeight.Dense(randn(be, owned, DType.BF16, 0.02, D, K_SWEEP[i]));
+            }
             xWide = new Tensor[4];
             for (int i = 0; i < xWide.length; i++) xWide[i] = randn(be, owned, DType.BF16, 1, M, D + RANK);
         }
@@ -265,6 +272,22 @@ public class KernelBench {
     /** ... the base GEMM over K + RANK against [W | s B]. */
     void fusedPartGemm() {
         be.linear(f.out, xWide(), new LinearWeight.Dense(f.denseLora.paddedWeightForBench()), f.bias, 0);
+    }
+
+    /** Base GEMM with K' = K_SWEEP[i] (what the extra LoRA columns cost for each padding of them). */
+    void gemmK(int i) {
+        be.linear(f.out, f.xk[i], f.wk[i], f.bias, 0);
+    }
+
+    /**
+     * In the model's order: LayerNorm+modulate writes x into the input buffer, then the layer runs (x is still in L2,
+     * 28 MB of 50 MB). withLora: the fused LoRA forward; else the bare base GEMM on the same buffer's x.
+     */
+    void lnThen(boolean withLora) {
+        Tensor xw = xWide();
+        be.layerNormModulate(xw.cols(0, D), f.mean, f.rstd, x(), f.mod.chunk(0, 6), f.mod.chunk(1, 6));
+        if (withLora) f.denseLora.forward(be, f.out, xw, null, LoraContext.INFERENCE);
+        else be.linear(f.out, xw.cols(0, D), f.w, f.bias, 0);
     }
 
     /** ... the host side alone: wall time of issuing one fused forward (the GPU runs behind). */
@@ -401,6 +424,15 @@ public class KernelBench {
         row("  fused part: h = x A^T into the spare columns", down, 28.3e6 / (down * 1e-3) / 1e9, "GB/s", "x read once");
         row("  fused part: GEMM over K + 16 against [W | s B]", kcat, flops / (kcat * 1e-3) / 1e12, "TFLOP/s",
                 String.format(Locale.ROOT, "%.1f us over the K = 3072 GEMM", 1000 * (kcat - base)));
+        for (int i = 0; i < Fixtures.K_SWEEP.length; i++) {
+            int ii = i;
+            double tk = medianMs(() -> gemmK(ii), 10, 50);
+            row("  GEMM 4608 x 3072 x " + Fixtures.K_SWEEP[i], tk, 2.0 * M * D * Fixtures.K_SWEEP[i] / (tk * 1e-3) / 1e12, "TFLOP/s", "");
+        }
+        double lnBare = medianMs(() -> lnThen(false), 10, 50), lnFused = medianMs(() -> lnThen(true), 10, 50);
+        row("LayerNorm+modulate -> base GEMM (model order)", lnBare, 0, "", "");
+        row("LayerNorm+modulate -> fused LoRA forward", lnFused, 0, "",
+                String.format(Locale.ROOT, "LoRA overhead in place %.1f%% of the GEMM (%.1f us; target <= 10%%)", 100 * (lnFused - lnBare) / base, 1000 * (lnFused - lnBare)));
         row("  host: issuing one fused forward", hostMicros(this::fusedLoraDense, 200) / 1000, 0, "", "wall time per call, GPU behind");
         row("  host: issuing one bare base GEMM", hostMicros(this::baseGemm, 200) / 1000, 0, "", "");
         double nf4Base = medianMs(this::nf4Linear, 10, 50);
