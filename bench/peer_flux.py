@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The peer for impasto's side-by-side benchmark: the public BFL reference implementation (black-forest-labs/flux),
 run as its users run it: PyTorch eager, bf16, its own LinearLora (rank 16) on every nn.Linear inside the 57 blocks,
-fused AdamW on the LoRA parameters. Random weights, batch 1, 512 text tokens. Times a forward pass (no grad) and a
-training step (forward + backward + AdamW) with CUDA events after warm-up (median of N) and reports peak memory.
+fused AdamW on the LoRA parameters. Random weights, batch 1, 512 text tokens. Times a forward pass (no grad), a
+sampler step (forward + the Euler update of flux.sampling.denoise) and a training step (forward + backward + AdamW) with CUDA events after warm-up (median of N) and reports peak memory.
 
     PYTHONPATH=.peer/src python3 bench/peer_flux.py --tokens 1024 4096 --iters 10 --json peer.json
 (the reference source is carried in an ignored folder and never committed)
@@ -62,7 +62,7 @@ def main():
         t = torch.tensor([0.7], device=dev, dtype=torch.bfloat16)
         gd = torch.tensor([1.0], device=dev, dtype=torch.bfloat16)
         target = torch.randn(1, n, 64, device=dev, dtype=torch.bfloat16)
-        for what in ("forward", "train_step"):
+        for what in ("forward", "sample_step", "train_step"):
             times = []
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -72,6 +72,10 @@ def main():
                 if what == "forward":
                     with torch.no_grad():
                         model(img=img, img_ids=img_ids, txt=txt, txt_ids=txt_ids, timesteps=t, y=y, guidance=gd)
+                elif what == "sample_step":  # one step of flux.sampling.denoise: img = img + (t_prev - t_curr) * pred
+                    with torch.no_grad():
+                        pred = model(img=img, img_ids=img_ids, txt=txt, txt_ids=txt_ids, timesteps=t, y=y, guidance=gd)
+                        img = img + (0.68 - 0.7) * pred
                 else:
                     out = model(img=img, img_ids=img_ids, txt=txt, txt_ids=txt_ids, timesteps=t, y=y, guidance=gd)
                     loss = torch.nn.functional.mse_loss(out.float(), target.float())

@@ -14,9 +14,9 @@ import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-/** `impasto bench`: forward and LoRA training step at FLUX.1-dev size on the GPU, JSON out. */
+/** `impasto bench`: forward, sampler step and LoRA training step at FLUX.1-dev size on the GPU, JSON out. */
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = {"Times a forward pass (one sampling step) and a LoRA training step (forward + backward + AdamW) of FLUX",
+        description = {"Times a forward pass, a sampler step (forward + Euler update) and a LoRA training step (forward + backward + AdamW) of FLUX",
                 "with random weights, LoRA rank 16 on every block linear, batch 1, 512 text tokens, with CUDA events",
                 "(median after warm-up), and reports peak device memory. bench/run.sh runs it beside the PyTorch reference."})
 public final class BenchCommand implements Callable<Integer> {

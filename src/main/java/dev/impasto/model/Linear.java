@@ -106,6 +106,9 @@ public final class Linear {
         be.fill(p.cols(in(), in() + w), 0);
         d.w().close();
         if (paddedWeight != null) paddedWeight.close();
+        // the old block is a little smaller than any padded one: left cached, the next layers' requests would take
+        // larger cached blocks (up to a quarter more) and hold the difference; measured +2.4 GiB on FLUX.1-dev in bf16
+        be.releaseCachedMemory();
         paddedWeight = p;
         base = new BaseLinear(new LinearWeight.Dense(p.cols(0, in())), base.bias());
         return p;

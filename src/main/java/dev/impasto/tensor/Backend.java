@@ -94,6 +94,12 @@ public interface Backend extends AutoCloseable {
 
     void resetPeak();
 
+    /**
+     * Returns memory that freed tensors left cached to the device, after the queued work. Call after freeing blocks that
+     * later, differently sized requests could only reuse with waste (re-storing weights one layer at a time).
+     */
+    default void releaseCachedMemory() {}
+
     // ---------------------------------------------------------------- matrix products
 
     /**

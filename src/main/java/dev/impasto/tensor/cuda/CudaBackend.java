@@ -350,6 +350,12 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public void releaseCachedMemory() {
+        synchronize();
+        ctx.allocator().emptyCache();
+    }
+
+    @Override
     public void resetPeak() {
         ctx.allocator().resetPeak();
     }
