@@ -19,6 +19,7 @@ import dev.impasto.train.TrainingSet;
 import dev.impasto.util.ProgressBar;
 import java.io.PrintStream;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -105,17 +106,49 @@ public final class TrainCommand implements Callable<Integer> {
         }
     }
 
+    /**
+     * The architecture of a cache or synthetic run: --model.preset when given; with the default (flux-toy, which only
+     * the built-in toy data uses) the one whose text and pooled widths the cache was made with (flux-dev for
+     * synthetic data).
+     */
+    public static FluxConfig architecture(TrainConfig cfg, LatentCache cache, boolean lead) throws java.io.IOException {
+        if (!cfg.model.preset.equals("flux-toy")) {
+            FluxConfig arch = FluxConfig.load(cfg.model.preset);
+            if (cache != null && (cache.manifest().textDim != arch.contextDim() || cache.manifest().pooledDim != arch.vecDim()))
+                throw new IllegalArgumentException("--model.preset " + cfg.model.preset + " takes text embeddings of width " + arch.contextDim()
+                        + " and pooled " + arch.vecDim() + ", the cache " + cfg.data.cache + " holds " + cache.manifest().textDim + " and "
+                        + cache.manifest().pooledDim + ": pick the preset the cache was made for (or re-cache with its encoders)");
+            return arch;
+        }
+        if (cache == null) return FluxConfig.dev();
+        for (FluxConfig c : List.of(FluxConfig.dev(), FluxConfig.tiny()))
+            if (cache.manifest().textDim == c.contextDim() && cache.manifest().pooledDim == c.vecDim()) {
+                if (lead) System.err.println("[impasto] " + cfg.data.cache + ": text width " + c.contextDim() + ", training " + c.name()
+                        + " (set --model.preset to choose)");
+                return c;
+            }
+        throw new IllegalArgumentException("the cache " + cfg.data.cache + " holds text embeddings of width " + cache.manifest().textDim
+                + " and pooled " + cache.manifest().pooledDim + ", which no preset takes: pass --model.preset with a JSON config of those widths");
+    }
+
     /** Builds the data and the model of one rank on its backend and trains. */
     private static int trainRank(TrainConfig cfg, boolean resume, PrintStream out, Backend be, String weights,
                                  dev.impasto.train.dist.Collective coll) throws Exception {
         boolean toy = cfg.data.cache.isBlank();
         boolean synthetic = cfg.data.cache.startsWith("synthetic");
         DType dt = Backends.computeType(be);
-        FluxConfig arch = toy ? ToyWorld.config() : FluxConfig.load(cfg.model.preset);
         boolean lead = coll.rank() == 0;
+        LatentCache cache = toy || synthetic ? null : LatentCache.open(Path.of(cfg.data.cache));
+        FluxConfig arch;
+        try {
+            arch = toy ? ToyWorld.config() : architecture(cfg, cache, lead);
+        } catch (RuntimeException | java.io.IOException e) {
+            if (cache != null) cache.close();
+            throw e;
+        }
         try (TrainingSet data = toy ? new ToyWorld(ToyWorld.Style.valueOf(cfg.data.toyStyle), cfg.data.toyPerClass, 11)
                 : synthetic ? dev.impasto.train.SyntheticSet.parse(cfg.data.cache, arch.contextDim(), arch.vecDim())
-                : LatentCache.open(Path.of(cfg.data.cache));
+                : cache;
              FluxCheckpoint ckpt = weights.isBlank() ? null : FluxCheckpoint.open(Path.of(weights))) {
             WeightProvider wp;
             ProgressBar bar = null;

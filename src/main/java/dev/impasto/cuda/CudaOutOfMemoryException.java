@@ -9,7 +9,8 @@ public final class CudaOutOfMemoryException extends CudaException {
     public CudaOutOfMemoryException(long requested, long free, long total, long inUse, long cached, long peak) {
         super(String.format(Locale.ROOT,
                 "out of GPU memory: asked for %s; the device has %s free of %s; impasto holds %s in tensors (peak %s) and %s cached. "
-                        + "Try: --gradient-checkpointing, a 4-bit base (--base-format nf4), a smaller resolution or batch, or close other GPU programs.",
+                        + "Try gradient checkpointing (train: --training.gradientCheckpointing true), a 4-bit base (train: --model.baseFormat nf4; sample, eval, serve: --base-format nf4), "
+                        + "a smaller resolution or batch, or close other GPU programs.",
                 human(requested), human(free), human(total), human(inUse), human(peak), human(cached)));
         this.requested = requested;
         this.free = free;

@@ -99,6 +99,29 @@ public final class Trainer {
         else for (int i : cfg.sample.items) if (i >= 0 && i < data.size()) samplePrompts.put("item " + i + ": " + data.item(i).caption(), data.item(i));
     }
 
+    /** Dotted names of the settings whose values differ between two run.json texts ("optimizer.lr: 1e-4 -> 2e-4"). */
+    static List<String> changedSettings(String before, String after) {
+        List<String> out = new java.util.ArrayList<>();
+        try {
+            com.fasterxml.jackson.databind.ObjectMapper m = new com.fasterxml.jackson.databind.ObjectMapper();
+            diff("", m.readTree(before), m.readTree(after), out);
+        } catch (com.fasterxml.jackson.core.JacksonException e) {
+            out.add("the previous run.json is unreadable: " + e.getOriginalMessage());
+        }
+        return out;
+    }
+
+    private static void diff(String path, com.fasterxml.jackson.databind.JsonNode a, com.fasterxml.jackson.databind.JsonNode b, List<String> out) {
+        if (a != null && b != null && a.isObject() && b.isObject()) {
+            java.util.Set<String> names = new java.util.TreeSet<>();
+            a.fieldNames().forEachRemaining(names::add);
+            b.fieldNames().forEachRemaining(names::add);
+            for (String n : names) diff(path.isEmpty() ? n : path + "." + n, a.get(n), b.get(n), out);
+        } else if (a == null || b == null || !a.equals(b)) {
+            out.add(path + ": " + (a == null ? "(unset)" : a.toString()) + " -> " + (b == null ? "(unset)" : b.toString()));
+        }
+    }
+
     public void onStep(java.util.function.LongConsumer c) {
         afterStep = c;
     }
@@ -115,10 +138,13 @@ public final class Trainer {
 
     public Result run(boolean resume) throws IOException {
         Files.createDirectories(runDir);
-        cfg.write(runDir.resolve("run.json"));
+        Path runJson = runDir.resolve("run.json");
+        String previousConfig = resume && Files.exists(runJson) ? Files.readString(runJson) : null;
+        cfg.write(runJson);
         TrainCheckpoints ckpts = new TrainCheckpoints(runDir, log);
         TrainState st = new TrainState();
-        st.configHash = Integer.toHexString(cfg.toJson().hashCode());
+        String configHash = Integer.toHexString(cfg.toJson().hashCode());
+        st.configHash = configHash;
         if (resume) {
             TrainCheckpoints.Valid c = ckpts.latestValid();
             if (c == null) log.println("[impasto] no usable checkpoint in " + ckpts.dir() + ": starting from step 0");
@@ -126,6 +152,12 @@ public final class Trainer {
                 st = c.state();
                 loadState(c.tensors());
                 log.printf(Locale.ROOT, "[impasto] resumed from %s (step %d, epoch %d, batch %d)%n", c.folder().getFileName(), st.step, st.epoch, st.batchInEpoch);
+                if (!configHash.equals(st.configHash)) {
+                    List<String> changed = previousConfig == null ? List.of() : changedSettings(previousConfig, cfg.toJson());
+                    log.println("[impasto] warning: the config differs from the one the checkpoint was trained with"
+                            + (changed.isEmpty() ? "" : " (" + String.join(", ", changed) + ")") + "; continuing with the new settings");
+                    st.configHash = configHash;
+                }
             }
         }
         Path metricsFile = runDir.resolve("metrics.jsonl");
@@ -245,7 +277,8 @@ public final class Trainer {
             throw new IllegalStateException("out of GPU memory in training step " + (st.step + 1) + " (batch " + cfg.training.batchSize
                     + ", base " + cfg.model.baseFormat + ", gradient checkpointing " + (cfg.training.gradientCheckpointing ? "on" : "off")
                     + ", peak so far " + CudaOutOfMemoryException.human(be.peakBytes()) + "): " + e.getMessage()
-                    + (cfg.training.gradientCheckpointing ? "" : " Turn on --training.gradientCheckpointing true first."), e);
+                    + (cfg.training.gradientCheckpointing ? "" : " Turn on --training.gradientCheckpointing true first.")
+                    + (cfg.model.baseFormat.startsWith("nf4") || cfg.model.baseFormat.equals("int4") ? "" : " A 4-bit base (--model.baseFormat nf4) needs a quarter of the bf16 weight memory."), e);
         } finally {
             prefetcher.shutdownNow();
         }

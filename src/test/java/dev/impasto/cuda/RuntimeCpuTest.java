@@ -72,8 +72,8 @@ class RuntimeCpuTest {
         assertEquals("cuMemcpyHtoDAsync failed: CUDA_ERROR_ILLEGAL_ADDRESS (700): an illegal memory access was encountered", e.getMessage());
         CudaOutOfMemoryException oom = new CudaOutOfMemoryException(3L << 30, 1L << 30, 80L << 30, 70L << 30, 5L << 30, 75L << 30);
         String m = oom.getMessage();
-        assertTrue(m.contains("asked for 3.00 GiB") && m.contains("1.00 GiB free of 80.00 GiB") && m.contains("--gradient-checkpointing")
-                && m.contains("nf4"), m);
+        assertTrue(m.contains("asked for 3.00 GiB") && m.contains("1.00 GiB free of 80.00 GiB") && m.contains("--training.gradientCheckpointing true")
+                && m.contains("--model.baseFormat nf4") && m.contains("--base-format nf4"), m);
     }
 
     @Test

@@ -72,6 +72,19 @@ class ResumeTest {
     }
 
     @Test
+    void aChangedConfigIsNamedWhenResuming() {
+        TrainConfig a = TrainConfig.defaults(), b = TrainConfig.defaults();
+        b.optimizer.lr = a.optimizer.lr * 2;
+        b.training.steps = a.training.steps + 5;
+        List<String> changed = Trainer.changedSettings(a.toJson(), b.toJson());
+        assertEquals(2, changed.size(), changed.toString());
+        assertTrue(changed.get(0).startsWith("optimizer.lr: "), changed.toString());
+        assertTrue(changed.get(1).startsWith("training.steps: " + a.training.steps + " -> " + b.training.steps), changed.toString());
+        assertTrue(Trainer.changedSettings(a.toJson(), a.toJson()).isEmpty());
+        assertTrue(Trainer.changedSettings("{not json", a.toJson()).getFirst().contains("unreadable"));
+    }
+
+    @Test
     void corruptNewestCheckpointIsSkippedWithAMessage(@TempDir Path out) throws Exception {
         String[] a = args(out, "run");
         a[java.util.Arrays.asList(a).indexOf("--training.steps") + 1] = "12";

@@ -58,6 +58,31 @@ class CacheToTrainingTest {
         }
     }
 
+    /** `impasto train --data.cache DIR` without --model.preset trains the architecture the cache was made for. */
+    @Test
+    void theTrainCommandPicksThePresetOfTheCache(@TempDir Path tmp) throws Exception {
+        Path data = CacheCommandTest.dataset(tmp.resolve("data")), cache = tmp.resolve("cache");
+        CacheCommandTest.run("--data", data.toString(), "--out", cache.toString(), "--model", "tiny", "--device", "cpu", "--resolution", "16");
+        java.io.StringWriter err = new java.io.StringWriter();
+        picocli.CommandLine cl = dev.impasto.cli.TrainCommand.commandLine(System.out);
+        cl.setErr(new java.io.PrintWriter(err));
+        int code = cl.execute("--data.cache", cache.toString(), "--device", "cpu", "--output", tmp.resolve("runs").toString(), "--name", "c",
+                "--training.steps", "2", "--checkpoint.every", "0", "--sample.every", "0");
+        assertEquals(0, code, err.toString());
+        try (var files = Files.walk(tmp.resolve("runs/c"))) {
+            assertTrue(files.anyMatch(f -> f.getFileName().toString().endsWith(".safetensors")), "a LoRA file is written");
+        }
+        try (LatentCache set = LatentCache.open(cache)) {
+            TrainConfig cfg = TrainConfig.defaults();
+            cfg.data.cache = cache.toString();
+            assertEquals("flux-tiny", dev.impasto.cli.TrainCommand.architecture(cfg, set, false).name());
+            cfg.model.preset = "flux-dev";
+            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> dev.impasto.cli.TrainCommand.architecture(cfg, set, false));
+            assertTrue(e.getMessage().contains("--model.preset flux-dev takes text embeddings of width 4096"), e.getMessage());
+        }
+    }
+
     @Test
     void aPromptBecomesAPngWithItsSettingsInTextChunks(@TempDir Path tmp) throws Exception {
         CpuBackend be = new CpuBackend();
