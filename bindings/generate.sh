@@ -13,7 +13,7 @@
 #   TORCH_INCLUDE   default <site-packages>/torch/include of `python3 -c 'import torch'`
 #   NCCL_INCLUDE    default /usr/include (NCCL 2.28.3 was used: the GPU machines' system NCCL)
 # Writes bindings/src/dev/impasto/bindings/{cuda,cublaslt,torch,nccl}, bindings/torch_abi.h and bindings/generated-from.txt
-# (jextract and header versions used). Nothing is replaced unless all three generations succeed.
+# (jextract and header versions used). Nothing is replaced unless all four generations succeed.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -14,7 +14,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The training cache: what `impasto cache` writes and the trainer reads (the contract between them, docs/cache-format.md).
+ * The training cache: what `impasto cache` writes and the trainer reads (the contract between them, docs/guide.md, "The training cache").
  * A folder with manifest.json and safetensors shards; per item {@code <id>.latent} [C, h, w] (VAE latent already scaled and
  * shifted: 0.3611 * (z - 0.1159)), {@code <id>.t5} [L, textDim] and {@code <id>.clip} [pooledDim]; the empty prompt's
  * embeddings ({@code empty.t5}, {@code empty.clip}) in its own shard for caption dropout.
