@@ -176,8 +176,10 @@ public final class DoubleStreamBlock {
                 ly.mlp2.backward(be, dAct, 0, dy2, act, st.hMlp2, ctx);
                 act.close();
                 be.geluBackward(dAct, dAct, st.hPre, 0);
-                Tensor dXmod2 = tmp.empty(dt, dout.shape());
-                ly.mlp0.backward(be, dXmod2, 0, dAct, st.xmod2, st.hMlp0, ctx);
+                // input-gradient buffers with room for dh: [dx | dh] in one product (see Linear.backward)
+                Tensor dXmod2Buf = ly.mlp0.newInput(tmp, dt, dout.shape());
+                Tensor dXmod2 = ly.mlp0.inputOf(dXmod2Buf);
+                ly.mlp0.backward(be, dXmod2Buf, 0, dAct, st.xmod2, st.hMlp0, ctx);
                 dAct.close();
                 // dx_mid = dout + LN2 backward
                 Tensor dxMid = dxs[i] = out.copyOf(dout);
@@ -196,8 +198,9 @@ public final class DoubleStreamBlock {
                 Stream ly = layers[i];
                 Tensor dqkv = tmp.empty(dt, st.qkv.shape());
                 be.qkNormRopeBackward(dqkv, dq, dk, dv, st.qkv, ly.qScale, ly.kScale, pe, heads, i == 0 ? 0 : lt);
-                Tensor dXmod1 = tmp.empty(dt, st.x.shape());
-                ly.qkv.backward(be, dXmod1, 0, dqkv, st.xmod1, st.hQkv, ctx);
+                Tensor dXmod1Buf = ly.qkv.newInput(tmp, dt, st.x.shape());
+                Tensor dXmod1 = ly.qkv.inputOf(dXmod1Buf);
+                ly.qkv.backward(be, dXmod1Buf, 0, dqkv, st.xmod1, st.hQkv, ctx);
                 be.layerNormModulateBackward(dxs[i], dmods[i].chunk(0, 6), dmods[i].chunk(1, 6), dXmod1, st.x, st.mean1, st.rstd1,
                         st.mod.chunk(1, 6), 1);
                 ly.mod.backward(be, dVecAct, 1, dmods[i], vecAct, st.hMod, ctx);

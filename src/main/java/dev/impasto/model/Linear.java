@@ -143,12 +143,7 @@ public final class Linear {
             double s = lora.scale() * ctx.loraScale();
             Tensor wcat = wide ? weightWithLora(be, tmp, x.dtype()) : null;
             if (wcat != null) {
-                Tensor tail = wcat.cols(k, k + lora.width());
-                be.fill(tail, 0);
-                for (int i = 0; i < lora.pieces.size(); i++) {
-                    LoraGroup.Piece p = lora.pieces.get(i);
-                    be.axpby(lora.pieceCols(tail.rows(p.rowStart(), p.rowEnd()), i), s, lora.pieceRows(lora.computeB, i), 0);
-                }
+                fillLoraColumns(be, wcat, s);
                 be.linear(out, x.matrix(), new LinearWeight.Dense(wcat), base.bias(), 0);
             } else {
                 be.linear(out, xv, base.weight(), base.bias(), 0);
@@ -161,6 +156,16 @@ public final class Linear {
             return saved != null ? h : null;
         } finally {
             tmp.close();
+        }
+    }
+
+    /** The extra columns of [W | s B]: piece i's s B_i in its output rows and its rank columns, zero elsewhere. */
+    private void fillLoraColumns(Backend be, Tensor wcat, double s) {
+        Tensor tail = wcat.cols(in(), in() + lora.width());
+        be.fill(tail, 0);
+        for (int i = 0; i < lora.pieces.size(); i++) {
+            LoraGroup.Piece p = lora.pieces.get(i);
+            be.axpby(lora.pieceCols(tail.rows(p.rowStart(), p.rowEnd()), i), s, lora.pieceRows(lora.computeB, i), 0);
         }
     }
 
@@ -181,23 +186,41 @@ public final class Linear {
 
     /**
      * Backward given dy: accumulates the LoRA gradients (if any) and writes dx = dy W (+ LoRA term) + betaDx * dx
-     * when dx is not null. x and h are what forward saw and returned.
+     * when dx is not null. x and h are what forward saw and returned (x may be the forward's input buffer).
+     *
+     * <p>dx may be a {@link #newInput} buffer [rows, in + loraWidth]: then, with betaDx = 0, dx and dh come out of one
+     * product, [dx | dh] = dy [W | s B] (dh_i = s dy_i B_i lands in the spare columns), instead of reading dy again per
+     * piece; the real dx is {@link #inputOf}(buffer).
      */
     public void backward(Backend be, Tensor dx, double betaDx, Tensor dy, Tensor x, Tensor h, LoraContext ctx) {
         x = inputOf(x);
+        long k = in();
+        boolean wideDx = dx != null && dx.cols() != k;
+        if (wideDx && dx.cols() != k + loraWidth())
+            throw new IllegalArgumentException(key + ": input gradient " + dx + " must have " + k + " columns, or " + (k + loraWidth())
+                    + " (a newInput buffer for the attached LoRA)");
+        Tensor dxv = wideDx ? dx.cols(0, k) : dx;
         Tensor dym = dy.matrix();
         if (lora == null || h == null) {
-            if (dx != null) be.linearInputGrad(dx.matrix(), dym, base.weight(), betaDx);
+            if (dxv != null) be.linearInputGrad(dxv.matrix(), dym, base.weight(), betaDx);
             return;
         }
         try (Scope tmp = new Scope(be)) {
             double s = lora.scale() * ctx.loraScale();
-            Tensor dh = tmp.empty(dy.dtype(), dym.rows(), lora.width());
+            Tensor wcat = wideDx && betaDx == 0 ? weightWithLora(be, tmp, dy.dtype()) : null;
+            Tensor dh;
+            if (wcat != null) {
+                fillLoraColumns(be, wcat, s);
+                be.gemm(dx.matrix(), dym, false, wcat, false, 1, 0);
+                dh = dx.matrix().cols(k, k + lora.width());
+            } else {
+                dh = tmp.empty(dy.dtype(), dym.rows(), lora.width());
+            }
             for (int i = 0; i < lora.pieces.size(); i++) {
                 LoraGroup.Piece p = lora.pieces.get(i);
                 Tensor dyi = dym.cols(p.rowStart(), p.rowEnd());
                 be.gemm(lora.pieceRows(lora.gradB, i), dyi, true, lora.pieceCols(h.matrix(), i), false, s, 1);
-                be.gemm(lora.pieceCols(dh, i), dyi, false, lora.pieceRows(lora.computeB, i), false, s, 0);
+                if (wcat == null) be.gemm(lora.pieceCols(dh, i), dyi, false, lora.pieceRows(lora.computeB, i), false, s, 0);
             }
             Tensor xin = x.matrix();
             if (lora.dropout > 0 && ctx.training()) {
@@ -205,16 +228,16 @@ public final class Linear {
                 be.dropout(xin, x.matrix(), lora.dropout, ctx.dropoutSeed() ^ keyHash);
             }
             be.gemm(lora.gradA, dh, true, xin, false, 1, 1);
-            if (dx != null) {
-                be.linearInputGrad(dx.matrix(), dym, base.weight(), betaDx);
+            if (dxv != null) {
+                if (wcat == null) be.linearInputGrad(dxv.matrix(), dym, base.weight(), betaDx);
                 // the dropout mask is linear: d(drop(x))/dx applied to dh A is drop(dh A)
                 if (lora.dropout > 0 && ctx.training()) {
-                    Tensor dxl = tmp.empty(dx.dtype(), dx.rows(), dx.cols());
+                    Tensor dxl = tmp.empty(dxv.dtype(), dxv.rows(), k);
                     be.gemm(dxl, dh, false, lora.computeA, false, 1, 0);
                     be.dropout(dxl, dxl, lora.dropout, ctx.dropoutSeed() ^ keyHash);
-                    be.axpby(dx.matrix(), 1, dxl, 1);
+                    be.axpby(dxv.matrix(), 1, dxl, 1);
                 } else {
-                    be.gemm(dx.matrix(), dh, false, lora.computeA, false, 1, 1);
+                    be.gemm(dxv.matrix(), dh, false, lora.computeA, false, 1, 1);
                 }
             }
         }

@@ -98,15 +98,18 @@ public final class SingleStreamBlock {
             Tensor dmod = tmp.empty(dt, batch, 3 * d);
             Tensor dy = tmp.empty(dt, dOut.shape());
             be.gatedResidualBackward(dy, dmod.chunk(2, 3), dOut, s.mod.chunk(2, 3), s.y, 0);
-            Tensor dcat = tmp.empty(dt, batch, len, d + mlp);
-            linear2.backward(be, dcat, 0, dy, s.cat, s.hL2, ctx);
+            // input-gradient buffers with room for dh: [dx | dh] in one product (see Linear.backward)
+            Tensor dcatBuf = linear2.newInput(tmp, dt, batch, len, d + mlp);
+            Tensor dcat = linear2.inputOf(dcatBuf);
+            linear2.backward(be, dcatBuf, 0, dy, s.cat, s.hL2, ctx);
             Tensor dl1 = tmp.empty(dt, batch, len, 3 * d + mlp);
             be.geluBackward(dl1.cols(3 * d, 3 * d + mlp), dcat.cols(d, d + mlp), s.l1.cols(3 * d, 3 * d + mlp), 0);
             Tensor dq = tmp.empty(dt, batch, len, d), dk = tmp.empty(dt, batch, len, d), dv = tmp.empty(dt, batch, len, d);
             be.attentionBackward(dq, dk, dv, dcat.cols(0, d), s.q, s.k, s.v, s.cat.cols(0, d), s.lse, heads);
             be.qkNormRopeBackward(dl1.cols(0, 3 * d), dq, dk, dv, s.l1.cols(0, 3 * d), qScale, kScale, pe, heads, 0);
-            Tensor dxmod = tmp.empty(dt, dOut.shape());
-            linear1.backward(be, dxmod, 0, dl1, s.xmod, s.hL1, ctx);
+            Tensor dxmodBuf = linear1.newInput(tmp, dt, dOut.shape());
+            Tensor dxmod = linear1.inputOf(dxmodBuf);
+            linear1.backward(be, dxmodBuf, 0, dl1, s.xmod, s.hL1, ctx);
             Tensor dx = out.copyOf(dOut);
             be.layerNormModulateBackward(dx, dmod.chunk(0, 3), dmod.chunk(1, 3), dxmod, s.x, s.mean, s.rstd, s.mod.chunk(1, 3), 1);
             mod.backward(be, dVecAct, 1, dmod, vecAct, s.hMod, ctx);

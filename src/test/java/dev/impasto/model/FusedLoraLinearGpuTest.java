@@ -101,6 +101,15 @@ class FusedLoraLinearGpuTest {
             close(format + " dx", cpu.toDoubles(dxc), gpu.toDoubles(dxg), 1e-2);
             close(format + " dA", cpu.toDoubles(lc.lora.gradA), gpu.toDoubles(lg.lora.gradA), 1e-2);
             close(format + " dB", cpu.toDoubles(lc.lora.gradB), gpu.toDoubles(lg.lora.gradB), 1e-2);
+            // [dx | dh] = dy [W | s B] in one product
+            gpu.fill(lg.lora.gradA, 0);
+            gpu.fill(lg.lora.gradB, 0);
+            Tensor dxBuf = lg.newInput(sg, DType.BF16, ROWS, IN);
+            gpu.fill(dxBuf, Double.NaN);
+            lg.backward(gpu, dxBuf, 0, gpu.fromDoubles(dy, DType.BF16, ROWS, OUT), buf, hg, LoraContext.INFERENCE);
+            close(format + " dx one-pass", cpu.toDoubles(dxc), gpu.toDoubles(lg.inputOf(dxBuf)), 1e-2);
+            close(format + " dA one-pass", cpu.toDoubles(lc.lora.gradA), gpu.toDoubles(lg.lora.gradA), 1e-2);
+            close(format + " dB one-pass", cpu.toDoubles(lc.lora.gradB), gpu.toDoubles(lg.lora.gradB), 1e-2);
         } finally {
             lg.lora.close();
             lg.base().close();

@@ -85,6 +85,16 @@ class FusedLoraLinearTest {
             close("dA " + format, be.toDoubles(plain.lora.gradA), be.toDoubles(fused.lora.gradA), 1e-12);
             close("dB " + format, be.toDoubles(plain.lora.gradB), be.toDoubles(fused.lora.gradB), 1e-12);
             assertTrue(maxAbs(be.toDoubles(fused.lora.gradA)) > 0 && maxAbs(be.toDoubles(fused.lora.gradB)) > 0);
+
+            // [dx | dh] = dy [W | s B] in one product when dx is an input buffer too
+            be.fill(fused.lora.gradA, 0);
+            be.fill(fused.lora.gradB, 0);
+            Tensor dxBuf = fused.newInput(sc, DType.F64, ROWS, IN);
+            be.fill(dxBuf, Double.NaN);
+            fused.backward(be, dxBuf, 0, dy, buf, hFused, ctx);
+            close("dx one-pass " + format, be.toDoubles(dxPlain), be.toDoubles(fused.inputOf(dxBuf)), 1e-12);
+            close("dA one-pass " + format, be.toDoubles(plain.lora.gradA), be.toDoubles(fused.lora.gradA), 1e-12);
+            close("dB one-pass " + format, be.toDoubles(plain.lora.gradB), be.toDoubles(fused.lora.gradB), 1e-12);
         }
     }
 
