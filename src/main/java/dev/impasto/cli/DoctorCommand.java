@@ -68,7 +68,8 @@ public final class DoctorCommand implements Callable<Integer> {
             Cuda.init();
             count = Cuda.deviceCount();
             int v = Cuda.driverVersion();
-            out.printf(Locale.ROOT, "  driver        CUDA %d.%d%n", v / 1000, (v % 1000) / 10);
+            String release = nvidiaDriverRelease(java.nio.file.Path.of("/proc/driver/nvidia/version"));
+            out.printf(Locale.ROOT, "  driver        %sCUDA %d.%d%n", release == null ? "" : "NVIDIA " + release + ", ", v / 1000, (v % 1000) / 10);
             out.printf(Locale.ROOT, "  cuBLASLt      %d%n", CublasLt.version());
         } catch (RuntimeException e) {
             out.println();
@@ -147,6 +148,20 @@ public final class DoctorCommand implements Callable<Integer> {
         } catch (RuntimeException e) {
             out.println("  self-test " + ordinal + "   FAIL: " + e.getMessage());
             return false;
+        }
+    }
+
+    /**
+     * The kernel module's release ("580.159.04") from the first line of /proc/driver/nvidia/version ("NVRM version:
+     * NVIDIA UNIX x86_64 Kernel Module  580.159.04  ..."), or null when the file is absent or says something else.
+     */
+    static String nvidiaDriverRelease(java.nio.file.Path versionFile) {
+        try (var lines = java.nio.file.Files.lines(versionFile)) {
+            String first = lines.findFirst().orElse("");
+            java.util.regex.Matcher m = java.util.regex.Pattern.compile("Kernel Module\\s+(?:for \\S+\\s+)?([0-9]+(?:\\.[0-9]+)+)").matcher(first);
+            return m.find() ? m.group(1) : null;
+        } catch (java.io.IOException | java.io.UncheckedIOException e) {
+            return null;
         }
     }
 }
