@@ -348,6 +348,18 @@ public class KernelBench {
     }
 
     @Benchmark
+    public void jmhFusedLoraDense() {
+        fusedLoraDense();
+        be.synchronize();
+    }
+
+    @Benchmark
+    public void jmhFusedLoraNf4() {
+        fusedLoraNf4();
+        be.synchronize();
+    }
+
+    @Benchmark
     public void jmhLayerNormModulate() {
         layerNormModulate();
         be.synchronize();

@@ -117,6 +117,73 @@ class FusedLoraLinearGpuTest {
         }
     }
 
+    /**
+     * At FLUX's size (4608 tokens, 3072 x 3072, rank 16) for a dense bf16 and an NF4 base: the fused forward's output and
+     * the one-pass input gradient on 9 sampled rows (first, last, odd ones between) against the CPU on those rows.
+     */
+    @ParameterizedTest
+    @CsvSource({"dense", "NF4"})
+    void fusedAtFluxSizeMatchesTheCpuOnSampledRows(String format) {
+        long rows = 4608, d = 3072;
+        Random r = new Random(format.hashCode());
+        double[] w = bf16(GradCheck.random(r, (int) (d * d), 0.02));
+        double[] bias = bf16(GradCheck.random(r, (int) d, 0.5));
+        double[] a = bf16(GradCheck.random(r, RANK * (int) d, 0.02));
+        double[] b = bf16(GradCheck.random(r, (int) d * RANK, 0.3));
+        Linear lg = flux(gpu, DType.BF16, format, w, bias, a, b, d), lc = flux(cpu, DType.F32, format, w, bias, a, b, d);
+        int[] sample = {0, 1, 777, 2047, 2048, 3001, 4095, 4600, 4607};
+        try (Scope sg = new Scope(gpu); Scope scc = new Scope(cpu)) {
+            Tensor buf = lg.newInput(sg, DType.BF16, rows, d);
+            gpu.randn(buf, 5);
+            Tensor yg = sg.empty(DType.BF16, rows, d);
+            gpu.fill(yg, Double.NaN);
+            Tensor hg = lg.forward(gpu, yg, buf, sg, LoraContext.INFERENCE);
+            Tensor dy = sg.empty(DType.BF16, rows, d);
+            gpu.randn(dy, 6);
+            Tensor dxBuf = lg.newInput(sg, DType.BF16, rows, d);
+            gpu.fill(dxBuf, Double.NaN);
+            lg.backward(gpu, dxBuf, 0, dy, buf, hg, LoraContext.INFERENCE);
+            double[] xs = rowsOf(lg.inputOf(buf), sample), dys = rowsOf(dy, sample);
+            Tensor xc = cpu.fromDoubles(xs, DType.F32, sample.length, d), yc = scc.empty(DType.F32, sample.length, d);
+            Tensor hc = lc.forward(cpu, yc, xc, scc, LoraContext.INFERENCE);
+            close(format + " y at 4608 x 3072 (sampled rows)", cpu.toDoubles(yc), rowsOf(yg, sample), 1e-2);
+            Tensor dxc = scc.empty(DType.F32, sample.length, d);
+            lc.backward(cpu, dxc, 0, cpu.fromDoubles(dys, DType.F32, sample.length, d), xc, hc, LoraContext.INFERENCE);
+            close(format + " dx at 4608 x 3072 (sampled rows)", cpu.toDoubles(dxc), rowsOf(lg.inputOf(dxBuf), sample), 1e-2);
+        } finally {
+            lg.lora.close();
+            lg.base().close();
+            lg.scratch.close();
+        }
+    }
+
+    Linear flux(Backend be, DType t, String format, double[] w, double[] bias, double[] a, double[] b, long d) {
+        LinearWeight lw;
+        if (format.equals("dense")) lw = new LinearWeight.Dense(be.fromDoubles(w, t, d, d));
+        else {
+            float[] f = new float[w.length];
+            for (int i = 0; i < f.length; i++) f[i] = (float) w[i];
+            lw = WeightQuantizer.quantize(be, f, d, d, BaseFormat.valueOf(format));
+        }
+        Linear l = new Linear("double_blocks.0.img_attn.proj", new BaseLinear(lw, be.fromDoubles(bias, t, d)));
+        LoraGroup g = new LoraGroup(be, l.key, List.of(new LoraGroup.Piece("", 0, d)), d, RANK, 16.0, 0, t);
+        be.copy(g.a, be.fromDoubles(a, DType.F32, g.a.shape()));
+        be.copy(g.b, be.fromDoubles(b, DType.F32, g.b.shape()));
+        g.syncCompute(be);
+        l.attachLora(be, g, new WeightScratch());
+        return l;
+    }
+
+    /** The given rows of a GPU matrix, as doubles. */
+    static double[] rowsOf(Tensor t, int[] rows) {
+        Tensor m = t.matrix();
+        long cols = m.cols();
+        double[] out = new double[(int) (rows.length * cols)];
+        for (int i = 0; i < rows.length; i++)
+            System.arraycopy(gpu.toDoubles(m.rows(rows[i], rows[i] + 1)), 0, out, (int) (i * cols), (int) cols);
+        return out;
+    }
+
     static void close(String what, double[] want, double[] got, double tol) {
         double e = GradCheck.relL2(got, want);
         assertTrue(e <= tol, what + ": relative L2 error " + e + " > " + tol);
