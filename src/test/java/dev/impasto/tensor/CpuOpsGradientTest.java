@@ -211,6 +211,31 @@ class CpuOpsGradientTest {
         }, g, be.toDoubles(dw), 1e-7);
     }
 
+    /** The frozen quantized linears' input gradient (the only one they need) for every stored format, odd K. */
+    @Test
+    void quantizedLinearInputGradients() {
+        int m = 3, n = 5;
+        for (dev.impasto.quant.BaseFormat f : dev.impasto.quant.BaseFormat.values()) {
+            int k = switch (f) {
+                case Q8_0, Q4_0 -> 64;   // whole 32-value blocks per row
+                case Q4_K -> 256;        // whole 256-value super-blocks
+                default -> 67;           // odd: partial NF4 blocks, int4 groups, packing tails
+            };
+            double[] wv = random(rnd, n * k, 0.2);
+            float[] wf = new float[wv.length];
+            for (int i = 0; i < wf.length; i++) wf[i] = (float) wv[i];
+            LinearWeight w = dev.impasto.quant.WeightQuantizer.quantize(be, wf, n, k, f);
+            double[] x = random(rnd, m * k, 1), g = random(rnd, m * n, 1);
+            Tensor dx = be.empty(F, m, k);
+            be.linearInputGrad(dx, t(g, m, n), w, 0);
+            check("linear dx, " + f + " weight", x, xv -> {
+                Tensor o = be.empty(F, m, n);
+                be.linear(o, t(xv, m, k), w, null, 0);
+                return be.toDoubles(o);
+            }, g, be.toDoubles(dx), 1e-7);
+        }
+    }
+
     @Test
     void gemmOnStridedColumnViewsWithBeta() {
         double[] a = random(rnd, 3 * 4, 1), b = random(rnd, 4 * 6, 1);
