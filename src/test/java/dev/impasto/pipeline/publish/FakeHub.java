@@ -40,9 +40,12 @@ final class FakeHub implements AutoCloseable {
     /** Part PUTs answered 500. */
     final AtomicInteger failParts = new AtomicInteger();
     final AtomicInteger batchCalls = new AtomicInteger();
+    final AtomicInteger storageCalls = new AtomicInteger();
     long multipartOver = 200_000;
     long chunkSize = 100_000;
     long lfsOver = 5_000_000;
+    /** Answer Hub calls without the right token with 401, as the Hub does (otherwise only record it as a problem). */
+    volatile boolean enforceToken;
 
     FakeHub(String token) throws IOException {
         this.token = token;
@@ -55,7 +58,9 @@ final class FakeHub implements AutoCloseable {
     }
 
     private Response hub(Request r) throws Exception {
-        check(("Bearer " + token).equals(r.header("Authorization")), "no/bad token on " + r.method() + " " + r.path());
+        boolean authorized = ("Bearer " + token).equals(r.header("Authorization"));
+        check(authorized, "no/bad token on " + r.method() + " " + r.path());
+        if (!authorized && enforceToken) return Response.json(401, "{\"error\": \"Invalid credentials in Authorization header\"}");
         String p = r.path();
         if (p.equals("/api/repos/create")) {
             JsonNode b = Json.parse(r.text());
@@ -156,7 +161,12 @@ final class FakeHub implements AutoCloseable {
         return Response.json(404, "{}");
     }
 
+    int storageRequests() {
+        return storageCalls.get();
+    }
+
     private Response storage(Request r) throws Exception {
+        storageCalls.incrementAndGet();
         check(r.header("Authorization") == null, "storage got an Authorization header on " + r.path());
         check("PUT".equals(r.method()), "storage " + r.method());
         String p = r.path();

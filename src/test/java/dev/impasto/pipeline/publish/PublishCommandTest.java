@@ -123,11 +123,11 @@ class PublishCommandTest {
     void badTokenIsAClearErrorWithoutTheToken() throws Exception {
         Path runDir = RunFixtures.run(dir.resolve("run3"), false, true);
         try (FakeHub hub = new FakeHub("the-right-token")) {
-            hub.repos.add("me/r:model");
-            // the fake answers 409 to create even without the token; the token check is recorded as a problem
-            assertEquals(0, run(Map.of("HUGGING_FACE_HUB_TOKEN", "wrong-token"), "--run", runDir.toString(), "--repo", "me/r", "--hub-url", hub.hub.url()));
-            assertFalse(hub.problems.isEmpty());
-            assertFalse(out.contains("wrong-token"));
+            hub.enforceToken = true; // the Hub answers 401 to a wrong token
+            assertEquals(2, run(Map.of("HUGGING_FACE_HUB_TOKEN", "wrong-token"), "--run", runDir.toString(), "--repo", "me/r", "--hub-url", hub.hub.url()));
+            assertTrue(out.contains("HTTP 401") && out.contains("token missing or invalid: set HF_TOKEN or pass --token-file"), out);
+            assertFalse(out.contains("wrong-token"), "the token never appears in the output: " + out);
+            assertTrue(hub.storageRequests() == 0, "nothing was uploaded");
         }
         assertEquals(2, run(Map.of(), "--run", runDir.toString(), "--repo", "me/r", "--hub-url", "http://127.0.0.1:9"));
         assertTrue(out.contains("no Hub token: set HF_TOKEN or HUGGING_FACE_HUB_TOKEN"), out);
