@@ -504,24 +504,54 @@ IMPASTO_FOR_TYPES(TIMESTEP)
 //   g' = g * clip * gradScale; m = b1 m + (1 - b1) g'; v = b2 v + (1 - b2) g'^2 (stored as f32, then used as stored);
 //   p = p (1 - lr wd) - lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps).
 // Grid: any number of 256-thread blocks (grid-stride).
-IMPASTO_KERNEL void impasto_adamw_f32(float* p, const float* g, float* m, float* v, i64 n, double lr, double beta1, double beta2,
-                                      double eps, double wd, double bc1, double bc2, const float* gradNormSq, double maxNorm,
-                                      double gradScale) {
+__device__ __forceinline__ double adamw_grad_mul(const float* gradNormSq, double maxNorm, double gradScale) {
   double clip = 1.0;
   if (gradNormSq != nullptr && maxNorm > 0) {
     double norm = sqrt((double)*gradNormSq) * gradScale;
     if (norm > maxNorm) clip = maxNorm / (norm + 1e-6);
   }
-  double gmul = clip * gradScale;
+  return clip * gradScale;
+}
+
+__device__ __forceinline__ void adamw_one(float* p, const float* g, float* m, float* v, i64 i, double gmul, double beta1, double beta2,
+                                          double eps, double step, double sbc2, double decay) {
+  double gv = (double)g[i] * gmul;
+  float mv = (float)(beta1 * (double)m[i] + (1.0 - beta1) * gv);
+  float vv = (float)(beta2 * (double)v[i] + (1.0 - beta2) * gv * gv);
+  m[i] = mv;
+  v[i] = vv;
+  double pv = (double)p[i] * decay;
+  pv -= step * (double)mv / (sqrt((double)vv) / sbc2 + eps);
+  p[i] = (float)pv;
+}
+
+IMPASTO_KERNEL void impasto_adamw_f32(float* p, const float* g, float* m, float* v, i64 n, double lr, double beta1, double beta2,
+                                      double eps, double wd, double bc1, double bc2, const float* gradNormSq, double maxNorm,
+                                      double gradScale) {
+  double gmul = adamw_grad_mul(gradNormSq, maxNorm, gradScale);
   double step = lr / bc1, sbc2 = sqrt(bc2), decay = 1.0 - lr * wd;
-  for (i64 i = global_thread(); i < n; i += global_threads()) {
-    double gv = (double)g[i] * gmul;
-    float mv = (float)(beta1 * (double)m[i] + (1.0 - beta1) * gv);
-    float vv = (float)(beta2 * (double)v[i] + (1.0 - beta2) * gv * gv);
-    m[i] = mv;
-    v[i] = vv;
-    double pv = (double)p[i] * decay;
-    pv -= step * (double)mv / (sqrt((double)vv) / sbc2 + eps);
-    p[i] = (float)pv;
+  for (i64 i = global_thread(); i < n; i += global_threads()) adamw_one(p, g, m, v, i, gmul, beta1, beta2, eps, step, sbc2, decay);
+}
+
+// Multi-tensor AdamW: every LoRA tensor of a step in ONE launch (a FLUX LoRA has ~600 of them). The host cuts the
+// tensors into work items of at most a few ten thousand elements (AdamwWork, 48 bytes each, in device memory);
+// block b takes items b, b + gridDim.x, ... Same arithmetic per element as impasto_adamw_f32.
+struct AdamwWork {
+  float* p;
+  const float* g;
+  float* m;
+  float* v;
+  i64 begin, end;
+};
+
+IMPASTO_KERNEL void impasto_adamw_multi_f32(const AdamwWork* work, int nwork, double lr, double beta1, double beta2, double eps,
+                                            double wd, double bc1, double bc2, const float* gradNormSq, double maxNorm,
+                                            double gradScale) {
+  double gmul = adamw_grad_mul(gradNormSq, maxNorm, gradScale);
+  double step = lr / bc1, sbc2 = sqrt(bc2), decay = 1.0 - lr * wd;
+  for (int w = blockIdx.x; w < nwork; w += gridDim.x) {
+    const AdamwWork wk = work[w];
+    for (i64 i = wk.begin + threadIdx.x; i < wk.end; i += blockDim.x)
+      adamw_one(wk.p, wk.g, wk.m, wk.v, i, gmul, beta1, beta2, eps, step, sbc2, decay);
   }
 }

@@ -719,6 +719,20 @@ static void test_misc() {
     expect("adamw p (clipped)", std::vector<double>(p.begin(), p.end()), rp, 1e-7);
     expect("adamw m", std::vector<double>(m.begin(), m.end()), rm, 1e-7);
     expect("adamw v", std::vector<double>(v.begin(), v.end()), rv, 1e-7);
+    // the same update through the multi-tensor kernel, the tensor split into three work items plus a second tensor
+    std::vector<float> p2(pr), m2(mr), v2(vr), q(37, 0.5f), gq(37, 0.25f), mq(37, 0.f), vq(37, 0.f);
+    std::vector<AdamwWork> work = {{p2.data(), g.data(), m2.data(), v2.data(), 0, 100},
+                                   {p2.data(), g.data(), m2.data(), v2.data(), 100, 257},
+                                   {q.data(), gq.data(), mq.data(), vq.data(), 0, 37},
+                                   {p2.data(), g.data(), m2.data(), v2.data(), 257, n}};
+    emu_launch(impasto_adamw_multi_f32, dim(3), dim(64), 0, (const AdamwWork*)work.data(), (int)work.size(), lr, b1, b2, eps, wd, bc1,
+               bc2, (const float*)&normSq, 1.0, 0.5);
+    expect("adamw multi-tensor p == single", std::vector<double>(p2.begin(), p2.end()), std::vector<double>(p.begin(), p.end()), 0);
+    expect("adamw multi-tensor v == single", std::vector<double>(v2.begin(), v2.end()), std::vector<double>(v.begin(), v.end()), 0);
+    std::vector<float> q1(1, 0.5f), gq1(1, 0.25f), mq1(1, 0.f), vq1(1, 0.f);
+    emu_launch(impasto_adamw_f32, dim(1), dim(32), 0, q1.data(), gq1.data(), mq1.data(), vq1.data(), 1L, lr, b1, b2, eps, wd, bc1, bc2,
+               (const float*)&normSq, 1.0, 0.5);
+    expect("adamw multi-tensor second tensor", std::vector<double>(q.begin(), q.end()), std::vector<double>(37, (double)q1[0]), 0);
   }
 }
 

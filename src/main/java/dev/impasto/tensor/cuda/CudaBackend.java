@@ -1010,6 +1010,9 @@ public final class CudaBackend implements Backend {
         double bc1 = 1 - Math.pow(cfg.beta1(), step), bc2 = 1 - Math.pow(cfg.beta2(), step);
         if (gradNormSq != null && (gradNormSq.dtype() != DType.F32 || gradNormSq.numel() < 1))
             throw new IllegalArgumentException("adamw: gradNormSq must be F32 [1], got " + gradNormSq);
+        // one launch for all tensors: work items (p, g, m, v, begin, end) of at most ADAMW_ITEM elements in a device
+        // table that is rebuilt only when the tensors change (the same LoRA tensors step after step)
+        List<long[]> items = new java.util.ArrayList<>();
         for (int i = 0; i < params.size(); i++) {
             CudaTensor p = cu(params.get(i)), g = cu(grads.get(i)), mi = cu(m.get(i)), vi = cu(v.get(i));
             sameMatrix(p, g, "adamw");
@@ -1017,11 +1020,29 @@ public final class CudaBackend implements Backend {
                 if (c.dtype() != DType.F32 || !c.isContiguous()) throw new IllegalArgumentException("adamw: tensors must be contiguous F32, got " + c);
             sameMatrix(p, mi, "adamw");
             sameMatrix(p, vi, "adamw");
-            kernel("impasto_adamw_f32").launch(ctx.stream(), elemGrid(p.numel(), DType.BF16), 1, 1, BLOCK, 1, 1, 0,
-                    p.address(), g.address(), mi.address(), vi.address(), p.numel(), lr, cfg.beta1(), cfg.beta2(),
-                    cfg.eps(), cfg.weightDecay(), bc1, bc2, addr(gradNormSq), cfg.maxGradNorm(), gradScale);
+            for (long b = 0; b < p.numel(); b += ADAMW_ITEM)
+                items.add(new long[] {p.address(), g.address(), mi.address(), vi.address(), b, Math.min(p.numel(), b + ADAMW_ITEM)});
         }
+        if (items.isEmpty()) return;
+        long[] key = new long[items.size() * 6];
+        for (int i = 0; i < items.size(); i++) System.arraycopy(items.get(i), 0, key, i * 6, 6);
+        if (adamwTable == null || !java.util.Arrays.equals(key, adamwTableKey)) {
+            if (adamwTable != null) {
+                synchronize(); // the previous launch may still read it
+                adamwTable.close();
+            }
+            adamwTable = fromBytes(MemorySegment.ofArray(key), DType.U8, DType.U8, key.length * 8L);
+            adamwTableKey = key;
+        }
+        kernel("impasto_adamw_multi_f32").launch(ctx.stream(), Math.min(items.size(), 8192), 1, 1, BLOCK, 1, 1, 0,
+                cu(adamwTable).address(), items.size(), lr, cfg.beta1(), cfg.beta2(), cfg.eps(), cfg.weightDecay(), bc1, bc2,
+                addr(gradNormSq), cfg.maxGradNorm(), gradScale);
     }
+
+    /** Elements per AdamW work item (kernels/elementwise.cu, AdamwWork). */
+    static final long ADAMW_ITEM = 1 << 16;
+    private Tensor adamwTable;
+    private long[] adamwTableKey;
 
     @Override
     public boolean hasNonFinite(List<Tensor> tensors) {
@@ -1057,6 +1078,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void close() {
         if (dequantScratch != null) dequantScratch.close();
+        if (adamwTable != null) adamwTable.close();
         ctx.close();
     }
 }

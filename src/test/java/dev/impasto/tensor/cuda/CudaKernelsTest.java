@@ -403,8 +403,10 @@ class CudaKernelsTest {
         for (double normSq : new double[] {-1, 16, 0.25}) {
             Both p = randn(F32, 1, 37, 61), gr = randn(F32, 1, 37, 61), m = randn(F32, 0.01, 37, 61);
             Both v = from(F32, uniform(rnd, 37 * 61, 1e-6, 1e-3), 37, 61);
-            Both p2 = randn(F32, 1, 1000), g2 = randn(F32, 1, 1000), m2 = randn(F32, 0.01, 1000);
-            Both v2 = from(F32, uniform(rnd, 1000, 1e-6, 1e-3), 1000);
+            // the second tensor spans three work items of the multi-tensor kernel (65536 elements each)
+            int big = 3 * 65536 - 77;
+            Both p2 = randn(F32, 1, big), g2 = randn(F32, 1, big), m2 = randn(F32, 0.01, big);
+            Both v2 = from(F32, uniform(rnd, big, 1e-6, 1e-3), big);
             Both ns = normSq < 0 ? null : from(F32, new double[] {normSq}, 1);
             run((be, g) -> be.adamw(List.of(p.on(g), p2.on(g)), List.of(gr.on(g), g2.on(g)), List.of(m.on(g), m2.on(g)), List.of(v.on(g), v2.on(g)),
                     cfg, 3, 1e-3, ns == null ? null : ns.on(g), 0.5));
@@ -770,6 +772,7 @@ class CudaKernelsTest {
         for (String k : new String[] {"attn_fwd_mma", "attn_bwd_dq_mma", "attn_bwd_dkdv_mma"})
             for (int d : new int[] {64, 128}) for (String t : new String[] {"bf16", "f16"}) names.add("impasto_" + k + "_d" + d + "_" + t);
         names.add("impasto_adamw_f32");
+        names.add("impasto_adamw_multi_f32");
         List<String> missing = new ArrayList<>();
         for (String n : names) {
             try {
