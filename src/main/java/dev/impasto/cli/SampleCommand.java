@@ -59,8 +59,8 @@ public final class SampleCommand implements Callable<Integer> {
     @Option(names = "--prompt", description = "Prompt text (the toy world knows: disc, square, stripes, ring).")
     String prompt;
 
-    @Option(names = "--encoders", paramLabel = "DIR",
-            description = "Text encoders, tokenizers and VAE (a FLUX.1 folder: text_encoder/, tokenizer/, text_encoder_2/, tokenizer_2/, ae.safetensors or vae/): encodes --prompt and decodes the pictures.")
+    @Option(names = "--encoders", paramLabel = "DIR|tiny-random",
+            description = "Text encoders, tokenizers and VAE (a FLUX.1 folder: text_encoder/, tokenizer/, text_encoder_2/, tokenizer_2/, ae.safetensors or vae/): encodes --prompt and decodes the pictures. tiny-random: the miniature encoders with random weights (with --model flux-tiny: every code path on the CPU, noise pictures).")
     Path encodersDir;
 
     @Option(names = "--prompt-embeds", description = "safetensors with t5 [L, 4096] and clip [768] embeddings (until text encoders are given).")
@@ -115,6 +115,10 @@ public final class SampleCommand implements Callable<Integer> {
         int w = width > 0 ? width : toy ? 128 : 1024, h = height > 0 ? height : toy ? 128 : 1024;
         if (w % 16 != 0 || h % 16 != 0) throw new IllegalArgumentException("--width/--height must be multiples of 16, got " + w + "x" + h);
         int lh = h / 8, lw = w / 8, ch = cfg.inChannels() / 4;
+        boolean tinyEncoders = encodersDir != null && encodersDir.toString().equals("tiny-random") && !Files.exists(encodersDir);
+        if (tinyEncoders && cfg.contextDim() != dev.impasto.encoders.FluxEncoders.Configs.tiny().t5().dModel())
+            throw new IllegalArgumentException("--encoders tiny-random gives text embeddings of width " + dev.impasto.encoders.FluxEncoders.Configs.tiny().t5().dModel()
+                    + ", --model " + model + " takes " + cfg.contextDim() + ": use --model flux-tiny with --encoders tiny-random");
         try (Backend be = Backends.open(toy ? "cpu".equals(device) || "auto".equals(device) ? "cpu" : device : device)) {
             DType dt = toy ? DType.F32 : Backends.computeType(be);
             Path weights = base != null ? base : toy ? ToyBase.ensure(Path.of("runs", "toy-base"), System.err) : null;
@@ -143,50 +147,57 @@ public final class SampleCommand implements Callable<Integer> {
                         toClose.forEach(LoraGroup::close);
                     }
                     dev.impasto.encoders.FluxEncoders enc = encodersDir == null ? null
+                            : tinyEncoders ? dev.impasto.encoders.FluxEncoders.random(be, dt, dev.impasto.encoders.FluxEncoders.Configs.tiny(), seed)
                             : dev.impasto.encoders.FluxEncoders.load(be, dt, dev.impasto.encoders.FluxEncoders.Configs.flux(cfg.name().contains("schnell") ? 256 : 512),
                                     dev.impasto.encoders.FluxEncoders.Paths.fluxFolder(encodersDir), BaseFormat.BF16);
-                    float[][] cond;
-                    if (enc != null) {
-                        if (prompt == null) throw new IllegalArgumentException("--encoders needs a --prompt");
-                        try (var p = enc.encodePrompt(prompt)) {
-                            cond = new float[][] {be.toFloats(p.t5()), be.toFloats(p.pooled())};
-                            if (p.truncatedT5()) System.err.println("[impasto] the prompt is longer than T5's window: its end is cut");
-                        }
-                    } else cond = conditioning(toy, cfg);
-                    int lt = cond[0].length / cfg.contextDim();
-                    float[] txt = new float[batch * cond[0].length], y = new float[batch * cond[1].length];
-                    for (int b = 0; b < batch; b++) {
-                        System.arraycopy(cond[0], 0, txt, b * cond[0].length, cond[0].length);
-                        System.arraycopy(cond[1], 0, y, b * cond[1].length, cond[1].length);
-                    }
-                    Files.createDirectories(out);
-                    long t0 = System.nanoTime();
-                    try (Tensor tt = be.fromFloats(txt, dt, batch, lt, cfg.contextDim()); Tensor ty = be.fromFloats(y, dt, batch, cfg.vecDim());
-                         Tensor lat = Sampler.sampleWithProgress(m, tt, ty, lh, lw,
-                                 new Sampler.Settings(steps, guidance, seed, !cfg.name().contains("schnell"), 1.0), "sample")) {
-                        float[] all = be.toFloats(lat);
-                        int per = all.length / batch;
+                    try {
+                        if (enc != null && enc.textDim() != cfg.contextDim())
+                            throw new IllegalArgumentException("the encoders in " + encodersDir + " give text embeddings of width " + enc.textDim()
+                                    + ", --model " + model + " takes " + cfg.contextDim());
+                        float[][] cond;
+                        if (enc != null) {
+                            if (prompt == null) throw new IllegalArgumentException("--encoders needs a --prompt");
+                            try (var p = enc.encodePrompt(prompt)) {
+                                cond = new float[][] {be.toFloats(p.t5()), be.toFloats(p.pooled())};
+                                if (p.truncatedT5()) System.err.println("[impasto] the prompt is longer than T5's window: its end is cut");
+                            }
+                        } else cond = conditioning(toy, cfg);
+                        int lt = cond[0].length / cfg.contextDim();
+                        float[] txt = new float[batch * cond[0].length], y = new float[batch * cond[1].length];
                         for (int b = 0; b < batch; b++) {
-                            float[] one = new float[per];
-                            System.arraycopy(all, b * per, one, 0, per);
-                            float[] chw = Latents.unpack(one, ch, lh, lw);
-                            Map<String, String> meta = new LinkedHashMap<>();
-                            meta.put("prompt", prompt == null ? "" : prompt);
-                            meta.put("seed", Long.toString(seed + b));
-                            meta.put("steps", Integer.toString(steps));
-                            meta.put("guidance", Double.toString(guidance));
-                            meta.put("model", cfg.name());
-                            meta.put("loras", String.join(", ", loras));
-                            meta.put("Software", "impasto");
-                            String name = String.format(Locale.ROOT, "seed-%d", seed + b);
-                            Png.write(enc != null ? enc.decode(chw, lh, lw) : LatentImages.fromLatent(chw, ch, lh, lw, toy ? 8 : 1), out.resolve(name + ".png"), meta);
-                            SafetensorsWriter.write(out.resolve(name + ".latent.safetensors"), meta,
-                                    List.of(SafetensorsWriter.Tensor.ofFloats("latent", DType.F32, new long[] {ch, lh, lw}, chw)));
-                            stdout.println(out.resolve(name + ".png") + (toy || enc != null ? "" : "  (latent preview: give --encoders for the decoded picture)"));
+                            System.arraycopy(cond[0], 0, txt, b * cond[0].length, cond[0].length);
+                            System.arraycopy(cond[1], 0, y, b * cond[1].length, cond[1].length);
                         }
+                        Files.createDirectories(out);
+                        long t0 = System.nanoTime();
+                        try (Tensor tt = be.fromFloats(txt, dt, batch, lt, cfg.contextDim()); Tensor ty = be.fromFloats(y, dt, batch, cfg.vecDim());
+                             Tensor lat = Sampler.sampleWithProgress(m, tt, ty, lh, lw,
+                                     new Sampler.Settings(steps, guidance, seed, !cfg.name().contains("schnell"), 1.0), "sample")) {
+                            float[] all = be.toFloats(lat);
+                            int per = all.length / batch;
+                            for (int b = 0; b < batch; b++) {
+                                float[] one = new float[per];
+                                System.arraycopy(all, b * per, one, 0, per);
+                                float[] chw = Latents.unpack(one, ch, lh, lw);
+                                Map<String, String> meta = new LinkedHashMap<>();
+                                meta.put("prompt", prompt == null ? "" : prompt);
+                                meta.put("seed", Long.toString(seed + b));
+                                meta.put("steps", Integer.toString(steps));
+                                meta.put("guidance", Double.toString(guidance));
+                                meta.put("model", cfg.name());
+                                meta.put("loras", String.join(", ", loras));
+                                meta.put("Software", "impasto");
+                                String name = String.format(Locale.ROOT, "seed-%d", seed + b);
+                                Png.write(enc != null ? enc.decode(chw, lh, lw) : LatentImages.fromLatent(chw, ch, lh, lw, toy ? 8 : 1), out.resolve(name + ".png"), meta);
+                                SafetensorsWriter.write(out.resolve(name + ".latent.safetensors"), meta,
+                                        List.of(SafetensorsWriter.Tensor.ofFloats("latent", DType.F32, new long[] {ch, lh, lw}, chw)));
+                                stdout.println(out.resolve(name + ".png") + (toy || enc != null ? "" : "  (latent preview: give --encoders for the decoded picture)"));
+                            }
+                        }
+                        System.err.printf(Locale.ROOT, "[impasto] %d sample(s) of %dx%d in %.1f s on %s%n", batch, w, h, (System.nanoTime() - t0) / 1e9, be.name());
+                    } finally {
+                        if (enc != null) enc.close();
                     }
-                    System.err.printf(Locale.ROOT, "[impasto] %d sample(s) of %dx%d in %.1f s on %s%n", batch, w, h, (System.nanoTime() - t0) / 1e9, be.name());
-                    if (enc != null) enc.close();
                 }
             }
         }

@@ -232,6 +232,11 @@ public final class FluxEncoders implements AutoCloseable {
         return part;
     }
 
+    /** Width of the T5 embeddings this set's T5 configuration gives (4096 for T5-XXL: FLUX's context width). */
+    public int textDim() {
+        return (int) configs.t5().dModel();
+    }
+
     /** Image pixels per latent pixel (8 for FLUX). */
     public int latentFactor() {
         return configs.vae().downsampling();
