@@ -32,6 +32,8 @@ public final class LatentCache implements TrainingSet {
         public int pooledDim = 768;
         public String vae = "";
         public String textEncoder = "";
+        /** The autoencoder the latents were made with: its weights' path, tiny-random:SEED, or empty (unknown). */
+        public String vaeWeights = "";
         public String emptyPromptShard = "empty.safetensors";
         public List<Entry> items = new ArrayList<>();
     }

@@ -129,6 +129,8 @@ public final class TrainConfig {
         public int steps = 20;
         @JsonPropertyDescription("Guidance for samples; 0 = auto: 3.5 for guidance-distilled FLUX.1-dev, the training guidance for the toy world")
         public double guidance = 0;
+        @JsonPropertyDescription("Cache runs: the autoencoder that decodes the samples into pictures; empty = the one the cache was made with, none = latent previews, or a path (ae.safetensors or vae/)")
+        public String vae = "";
 
         /** The guidance to sample with. */
         public double effectiveGuidance(boolean toy, double trainingGuidance) {

@@ -2,7 +2,9 @@ package dev.impasto.train;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.impasto.cuda.CudaOutOfMemoryException;
+import dev.impasto.encoders.FluxEncoders;
 import dev.impasto.image.LatentImages;
+import dev.impasto.quant.BaseFormat;
 import dev.impasto.image.Png;
 import dev.impasto.io.TensorEntry;
 import dev.impasto.io.safetensors.SafetensorsFile;
@@ -283,6 +285,10 @@ public final class Trainer {
             prefetcher.shutdownNow();
         }
         coll.barrier();
+        if (sampleDecoder != null) {
+            sampleDecoder.close();
+            sampleDecoder = null;
+        }
         if (!lead) return new Result(st.step, firstLoss, st.lossEma, st.skippedSteps, runDir, runDir.resolve("lora.safetensors"));
         Path lora = writeLoraFiles();
         try {
@@ -476,6 +482,36 @@ public final class Trainer {
         return diffusers;
     }
 
+    private FluxEncoders sampleDecoder;
+    private boolean sampleDecoderTried;
+
+    /**
+     * The autoencoder that turns sample latents into pictures (cache runs): sample.vae, else the one the cache names;
+     * null (latent previews) for the toy world, "none", or when it cannot be loaded (said once; training goes on).
+     */
+    private FluxEncoders sampleDecoder() {
+        if (sampleDecoderTried) return sampleDecoder;
+        sampleDecoderTried = true;
+        if (!(data instanceof LatentCache cache)) return null;
+        String source = cfg.sample.vae.isBlank() ? cache.manifest().vaeWeights : cfg.sample.vae;
+        if (source == null || source.isBlank() || source.equals("none")) return null;
+        try {
+            FluxEncoders.Configs configs = model.config.contextDim() == FluxEncoders.Configs.tiny().t5().dModel()
+                    ? FluxEncoders.Configs.tiny() : FluxEncoders.Configs.flux(512);
+            if (source.startsWith("tiny-random:")) {
+                sampleDecoder = FluxEncoders.random(be, model.dtype, FluxEncoders.Configs.tiny(), Long.parseLong(source.substring("tiny-random:".length())));
+            } else {
+                sampleDecoder = FluxEncoders.load(be, model.dtype, configs, new FluxEncoders.Paths(null, null, null, null, Path.of(source)), BaseFormat.BF16);
+            }
+            log.println("[impasto] samples are decoded with " + (source.startsWith("tiny-random:") ? "the tiny random autoencoder" : source));
+        } catch (IOException | RuntimeException e) {
+            log.println("[impasto] samples stay latent previews: the autoencoder " + source + " could not be loaded (" + e.getMessage()
+                    + "); set sample.vae to its weights or to none");
+            sampleDecoder = null;
+        }
+        return sampleDecoder;
+    }
+
     /** samples/step-N.png: one row per prompt, one column per seed, with the LoRA at full strength. */
     private void sampleGrid(long step) throws IOException {
         if (samplePrompts.isEmpty()) return;
@@ -486,7 +522,9 @@ public final class Trainer {
             for (long seed : cfg.sample.seeds) {
                 float[] lat = sampleLatent(e.getValue(), seed, 1.0);
                 TrainingSet.Item it = e.getValue();
-                row.add(LatentImages.fromLatent(lat, it.channels(), it.height(), it.width(), Math.max(1, 128 / it.width())));
+                FluxEncoders dec = sampleDecoder();
+                row.add(dec != null ? dec.decode(lat, it.height(), it.width())
+                        : LatentImages.fromLatent(lat, it.channels(), it.height(), it.width(), Math.max(1, 128 / it.width())));
             }
             rows.add(row);
             labels.add(e.getKey());

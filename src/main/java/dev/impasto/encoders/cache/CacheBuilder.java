@@ -72,6 +72,14 @@ public final class CacheBuilder {
     /** Test hook: called after each item is written (a test throws here to simulate a crash). */
     java.util.function.IntConsumer afterItem = i -> {};
 
+    private String vaeWeights = "";
+
+    /** Records where the autoencoder came from (a path or tiny-random:SEED) so that training can decode its samples. */
+    public CacheBuilder vaeWeights(String source) {
+        this.vaeWeights = source == null ? "" : source;
+        return this;
+    }
+
     public CacheBuilder(FluxEncoders enc, Settings settings, PrintStream log) {
         this.enc = enc;
         this.s = settings;
@@ -294,6 +302,7 @@ public final class CacheBuilder {
         m.pooledDim = enc.clip().config.hidden();
         m.vae = enc.hasVae() ? enc.configs().vae().toString() : "";
         m.textEncoder = enc.describe();
+        m.vaeWeights = vaeWeights;
         m.items = entries;
         ObjectNode tree = JSON.valueToTree(m);
         tree.set("settings", JSON.readTree(fp));

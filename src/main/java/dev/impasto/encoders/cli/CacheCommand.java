@@ -118,7 +118,7 @@ public final class CacheCommand implements Callable<Integer> {
             long t0 = System.nanoTime();
             try (FluxEncoders enc = tiny ? FluxEncoders.random(be, dt, FluxEncoders.Configs.tiny(), seed) : loadFlux(be, dt)) {
                 System.err.printf(Locale.ROOT, "[impasto] encoders on %s: %s (%.1f s)%n", be.name(), enc.describe(), (System.nanoTime() - t0) / 1e9);
-                CacheBuilder.Summary s = new CacheBuilder(enc, settings, System.err).build(data, out);
+                CacheBuilder.Summary s = new CacheBuilder(enc, settings, System.err).vaeWeights(tiny ? "tiny-random:" + seed : vaeSource()).build(data, out);
                 stdout.printf(Locale.ROOT, "cached %d pictures as %d items in %s: %d encoded, %d already there, %d unreadable%n", s.images(), s.items(), out,
                         s.encoded(), s.skipped(), s.failed());
                 if (!s.buckets().isEmpty()) stdout.println("  buckets: " + bucketLine(s));
@@ -135,6 +135,12 @@ public final class CacheCommand implements Callable<Integer> {
         s.buckets().entrySet().stream().sorted(java.util.Map.Entry.<String, Integer>comparingByValue().reversed())
                 .forEach(e -> sb.append(sb.isEmpty() ? "" : ", ").append(e.getKey()).append(" x").append(e.getValue()));
         return sb.toString();
+    }
+
+    /** The autoencoder's weights as loadFlux finds them, absolute (recorded in the manifest for training samples). */
+    private String vaeSource() {
+        Path p = vae != null ? vae : fluxFolder != null ? FluxEncoders.Paths.fluxFolder(fluxFolder).vae() : null;
+        return p == null ? "" : p.toAbsolutePath().normalize().toString();
     }
 
     private FluxEncoders loadFlux(Backend be, DType dt) throws java.io.IOException {

@@ -49,12 +49,19 @@ class CacheToTrainingTest {
         cfg.sample.seeds = List.of(1L);
         cfg.sample.steps = 2;
         CpuBackend be = new CpuBackend();
+        java.io.ByteArrayOutputStream log = new java.io.ByteArrayOutputStream();
         try (LatentCache set = LatentCache.open(cache);
              FluxModel model = FluxModel.build(FluxConfig.tiny(), be, DType.F32, new RandomWeights(be, DType.F32, 1, 1.0))) {
-            Trainer.Result r = new Trainer(cfg, be, model, set, System.err).run(false);
+            assertEquals("tiny-random:0", set.manifest().vaeWeights, "the cache names the autoencoder its latents came from");
+            Trainer.Result r = new Trainer(cfg, be, model, set, new java.io.PrintStream(log, true)).run(false);
             assertEquals(3, r.steps());
             assertTrue(Double.isFinite(r.lastLossEma()) && r.lastLossEma() > 0);
             assertTrue(Files.size(r.lora()) > 0);
+            // the sample grid is decoded through that autoencoder, not a latent preview
+            assertTrue(log.toString().contains("samples are decoded with the tiny random autoencoder"), log.toString());
+            try (var pngs = Files.list(r.runDir().resolve("samples"))) {
+                assertTrue(pngs.anyMatch(f -> f.toString().endsWith(".png")), "a sample grid is written");
+            }
         }
     }
 
