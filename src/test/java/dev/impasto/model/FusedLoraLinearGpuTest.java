@@ -50,15 +50,16 @@ class FusedLoraLinearGpuTest {
         return r;
     }
 
+    /** A base weight [out, in] of w: dense in t, or quantized from the same values ("NF4", "INT8", ...). */
+    static LinearWeight weight(Backend be, DType t, String format, double[] w, long out, long in) {
+        if (format.equals("dense")) return new LinearWeight.Dense(be.fromDoubles(w, t, out, in));
+        float[] f = new float[w.length];
+        for (int i = 0; i < f.length; i++) f[i] = (float) w[i];
+        return WeightQuantizer.quantize(be, f, out, in, BaseFormat.valueOf(format));
+    }
+
     Linear layer(Backend be, DType t, String format, boolean partial, double[] w, double[] bias, double[] a, double[] b) {
-        LinearWeight lw;
-        if (format.equals("dense")) lw = new LinearWeight.Dense(be.fromDoubles(w, t, OUT, IN));
-        else {
-            float[] f = new float[w.length];
-            for (int i = 0; i < f.length; i++) f[i] = (float) w[i];
-            lw = WeightQuantizer.quantize(be, f, OUT, IN, BaseFormat.valueOf(format));
-        }
-        Linear l = new Linear("double_blocks.0.img_attn.qkv", new BaseLinear(lw, be.fromDoubles(bias, t, OUT)));
+        Linear l = new Linear("double_blocks.0.img_attn.qkv", new BaseLinear(weight(be, t, format, w, OUT, IN), be.fromDoubles(bias, t, OUT)));
         List<LoraGroup.Piece> pieces = partial
                 ? List.of(new LoraGroup.Piece("q", 0, 256), new LoraGroup.Piece("v", 512, 768))
                 : List.of(new LoraGroup.Piece("q", 0, 256), new LoraGroup.Piece("k", 256, 512), new LoraGroup.Piece("v", 512, 768));
@@ -158,14 +159,7 @@ class FusedLoraLinearGpuTest {
     }
 
     Linear flux(Backend be, DType t, String format, double[] w, double[] bias, double[] a, double[] b, long d) {
-        LinearWeight lw;
-        if (format.equals("dense")) lw = new LinearWeight.Dense(be.fromDoubles(w, t, d, d));
-        else {
-            float[] f = new float[w.length];
-            for (int i = 0; i < f.length; i++) f[i] = (float) w[i];
-            lw = WeightQuantizer.quantize(be, f, d, d, BaseFormat.valueOf(format));
-        }
-        Linear l = new Linear("double_blocks.0.img_attn.proj", new BaseLinear(lw, be.fromDoubles(bias, t, d)));
+        Linear l = new Linear("double_blocks.0.img_attn.proj", new BaseLinear(weight(be, t, format, w, d, d), be.fromDoubles(bias, t, d)));
         LoraGroup g = new LoraGroup(be, l.key, List.of(new LoraGroup.Piece("", 0, d)), d, RANK, 16.0, 0, t);
         be.copy(g.a, be.fromDoubles(a, DType.F32, g.a.shape()));
         be.copy(g.b, be.fromDoubles(b, DType.F32, g.b.shape()));
