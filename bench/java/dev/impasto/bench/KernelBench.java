@@ -137,8 +137,8 @@ public class KernelBench {
             adv = own(owned, be.empty(DType.BF16, 1, attnLen, D));
             nf4Square = nf4(be, owned, r, D, D, false);
             Tensor denseW = randn(be, new ArrayList<>(), DType.BF16, 0.02, D, D); // re-stored (and closed) by attachLora
-            denseLora = loraLinear(be, owned, "double_blocks.0.img_attn.proj", new LinearWeight.Dense(denseW), bias, scratch);
-            nf4Lora = loraLinear(be, owned, "double_blocks.0.txt_attn.proj", nf4Square, bias, scratch);
+            denseLora = loraLinear(be, owned, "double_blocks.0.img_mlp.0", new LinearWeight.Dense(denseW), bias, scratch);
+            nf4Lora = loraLinear(be, owned, "double_blocks.0.txt_mlp.0", nf4Square, bias, scratch);
             for (int i = 0; i < K_SWEEP.length; i++) {
                 xk[i] = randn(be, owned, DType.BF16, 1, M, K_SWEEP[i]);
                 wk[i] = new LinearWeight.Dense(randn(be, owned, DType.BF16, 0.02, D, K_SWEEP[i]));

@@ -202,8 +202,8 @@ public final class FluxModel implements AutoCloseable {
                 backend.axpby(g.a, -1, one, 1);
             }
             g.syncCompute(backend);
+            loras.add(g); // owned by the model from here on, also when re-storing its layer's weight fails
             prepareFusedLora(lin, g);
-            loras.add(g);
         }
         if (loras.isEmpty()) throw new IllegalArgumentException("the LoRA config selects no layer: " + cfg.describe());
         return List.copyOf(loras);
@@ -218,8 +218,8 @@ public final class FluxModel implements AutoCloseable {
             Linear l = byKey.get(g.key);
             if (l == null) throw new IllegalArgumentException("LoRA targets unknown module " + g.key);
             if (g.in() != l.in()) throw new IllegalArgumentException("LoRA " + g.key + " has input " + g.in() + ", the layer " + l.in());
-            prepareFusedLora(l, g);
             loras.add(g);
+            prepareFusedLora(l, g);
         }
     }
 

@@ -31,10 +31,18 @@ public final class Linear {
     /** Shared scratch for the dequantized [W | s B] of quantized bases (null: a temporary per call). */
     WeightScratch scratch;
 
+    /**
+     * Whether the blocks hand this layer its input in a {@link #newInput} buffer (qkv, mlp.0, linear1, linear2: their
+     * inputs are written by LayerNorm+modulate or into the single block's concatenation), so that a LoRA here takes the
+     * fused path; the others (proj, mlp.2, the modulation linears) keep the plain sequence and their weights as loaded.
+     */
+    final boolean fusedInput;
+
     public Linear(String key, BaseLinear base) {
         this.key = key;
         this.base = base;
         this.keyHash = key.hashCode() * 0x9E3779B97F4A7C15L;
+        this.fusedInput = key.endsWith("_attn.qkv") || key.endsWith("_mlp.0") || key.endsWith(".linear1") || key.endsWith(".linear2");
     }
 
     public BaseLinear base() {
@@ -60,9 +68,15 @@ public final class Linear {
      */
     public Tensor attachLora(Backend be, LoraGroup g, WeightScratch scratch) {
         if (g != null && g.in() != in()) throw new IllegalArgumentException("LoRA " + g.key + " has input " + g.in() + ", the layer " + in());
+        LoraGroup before = lora;
         lora = g;
         this.scratch = scratch;
-        return g == null ? null : padDenseWeight(be);
+        try {
+            return g == null ? null : padDenseWeight(be);
+        } catch (RuntimeException e) { // e.g. out of memory while re-storing the weight: the layer stays as it was
+            lora = before;
+            throw e;
+        }
     }
 
     /** The [out, in + loraWidth] dense weight with room for s B (null when not re-stored); for benchmarks. */
@@ -70,9 +84,14 @@ public final class Linear {
         return paddedWeight;
     }
 
-    /** Spare input columns the fused forward wants (the attached LoRA's width; 0 without one). */
+    /**
+     * Spare input columns the fused forward wants: the attached LoRA's width (pieces x rank) rounded up to 8 so that
+     * rows of the wider buffers and weights stay 16-byte aligned for cuBLASLt (an unaligned stride would make it copy
+     * the whole weight on every product); the columns past the width are zero in the weight and in the input. 0 without
+     * a LoRA or for a layer whose input the blocks do not allocate with {@link #newInput}.
+     */
     public long loraWidth() {
-        return lora == null ? 0 : lora.width();
+        return lora == null || !fusedInput ? 0 : (lora.width() + 7) / 8 * 8;
     }
 
     /**
@@ -134,6 +153,7 @@ public final class Linear {
         Scope tmp = new Scope(be);
         try {
             Tensor h = wide ? x.cols(k, k + lora.width()) : (saved != null ? saved : tmp).empty(x.dtype(), x.rows(), lora.width());
+            if (wide && loraWidth() > lora.width()) be.fill(x.cols(k + lora.width(), k + loraWidth()), 0); // the alignment columns
             Tensor xin = xv;
             if (lora.dropout > 0 && ctx.training()) {
                 xin = tmp.empty(x.dtype(), x.rows(), k);
@@ -161,7 +181,7 @@ public final class Linear {
 
     /** The extra columns of [W | s B]: piece i's s B_i in its output rows and its rank columns, zero elsewhere. */
     private void fillLoraColumns(Backend be, Tensor wcat, double s) {
-        Tensor tail = wcat.cols(in(), in() + lora.width());
+        Tensor tail = wcat.cols(in(), in() + loraWidth());
         be.fill(tail, 0);
         for (int i = 0; i < lora.pieces.size(); i++) {
             LoraGroup.Piece p = lora.pieces.get(i);
@@ -174,7 +194,7 @@ public final class Linear {
      * take the fused path (a dense weight not padded by padDenseWeight, or of another dtype than the activations).
      */
     private Tensor weightWithLora(Backend be, Scope tmp, DType dtype) {
-        long k = in(), w = lora.width();
+        long k = in(), w = loraWidth();
         if (base.weight() instanceof LinearWeight.Dense) {
             if (paddedWeight == null || paddedWeight.cols() != k + w || paddedWeight.dtype() != dtype) return null;
             return paddedWeight;

@@ -283,12 +283,12 @@ public final class Trainer {
                     + (cfg.model.baseFormat.startsWith("nf4") || cfg.model.baseFormat.equals("int4") ? "" : " A 4-bit base (--model.baseFormat nf4) needs a quarter of the bf16 weight memory."), e);
         } finally {
             prefetcher.shutdownNow();
+            if (sampleDecoder != null) {
+                sampleDecoder.close();
+                sampleDecoder = null;
+            }
         }
         coll.barrier();
-        if (sampleDecoder != null) {
-            sampleDecoder.close();
-            sampleDecoder = null;
-        }
         if (!lead) return new Result(st.step, firstLoss, st.lossEma, st.skippedSteps, runDir, runDir.resolve("lora.safetensors"));
         Path lora = writeLoraFiles();
         try {

@@ -159,7 +159,7 @@ class FusedLoraLinearGpuTest {
     }
 
     Linear flux(Backend be, DType t, String format, double[] w, double[] bias, double[] a, double[] b, long d) {
-        Linear l = new Linear("double_blocks.0.img_attn.proj", new BaseLinear(weight(be, t, format, w, d, d), be.fromDoubles(bias, t, d)));
+        Linear l = new Linear("double_blocks.0.img_mlp.0", new BaseLinear(weight(be, t, format, w, d, d), be.fromDoubles(bias, t, d)));
         LoraGroup g = new LoraGroup(be, l.key, List.of(new LoraGroup.Piece("", 0, d)), d, RANK, 16.0, 0, t);
         be.copy(g.a, be.fromDoubles(a, DType.F32, g.a.shape()));
         be.copy(g.b, be.fromDoubles(b, DType.F32, g.b.shape()));

@@ -99,6 +99,16 @@ class FusedLoraLinearTest {
     }
 
     @Test
+    void onlyLayersWhoseInputTheBlocksWidenTakeTheFusedPathAndWidthsStayAligned() {
+        Linear qkv = layer("dense", false, 0, 3);   // 3 pieces x rank 3 = 9 -> 16 spare columns
+        assertEquals(16, qkv.loraWidth());
+        Linear proj = new Linear("double_blocks.0.img_attn.proj", new BaseLinear(new LinearWeight.Dense(be.zeros(DType.F64, OUT, IN)), null));
+        proj.lora = new LoraGroup(be, proj.key, List.of(new LoraGroup.Piece("", 0, OUT)), IN, RANK, 3, 0, DType.F64);
+        assertEquals(0, proj.loraWidth(), "proj's input comes from attention: plain sequence");
+        assertNull(proj.padDenseWeight(be), "its weight stays as loaded");
+    }
+
+    @Test
     void paddedDenseWeightKeepsTheBaseAndRefusesOtherWidths() {
         Linear l = layer("dense", false, 0, 2);
         double[] before = be.toDoubles(l.base().weight() instanceof LinearWeight.Dense d ? d.w() : null);
