@@ -16,7 +16,6 @@ import dev.impasto.tensor.Tensor;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.IntConsumer;
@@ -94,15 +93,7 @@ public final class FluxGenerator implements ImageGenerator {
             chw = Latents.unpack(be.toFloats(out), ch, lh, lw);
         }
         img = encoders.decode(chw, lh, lw);
-        Map<String, String> settings = new LinkedHashMap<>();
-        settings.put("prompt", r.prompt());
-        settings.put("seed", Long.toString(r.seed()));
-        settings.put("steps", Integer.toString(r.steps()));
-        settings.put("guidance", Double.toString(r.guidance()));
-        settings.put("size", r.width() + "x" + r.height());
-        settings.put("model", name);
-        settings.put("lora", r.lora() == null ? "none" : r.lora() + " x" + r.loraScale());
-        settings.put("Software", "impasto");
+        Map<String, String> settings = r.settings(name);
         return new Result(img, chw, ch, lh, lw, settings, (System.nanoTime() - t0) / 1_000_000);
     }
 

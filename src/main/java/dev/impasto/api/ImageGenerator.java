@@ -24,6 +24,20 @@ public interface ImageGenerator extends AutoCloseable {
             if (!(guidance >= 0 && guidance <= 30)) throw new IllegalArgumentException("guidance must be in 0..30, got " + guidance);
             if (!(loraScale >= -2 && loraScale <= 4)) throw new IllegalArgumentException("lora scale must be in -2..4, got " + loraScale);
         }
+
+        /** The settings a picture of this request carries (Result.settings, PNG text chunks), made by {@code model}. */
+        public Map<String, String> settings(String model) {
+            Map<String, String> s = new java.util.LinkedHashMap<>();
+            s.put("prompt", prompt);
+            s.put("seed", Long.toString(seed));
+            s.put("steps", Integer.toString(steps));
+            s.put("guidance", Double.toString(guidance));
+            s.put("size", width + "x" + height);
+            s.put("model", model);
+            s.put("lora", lora == null ? "none" : lora + " x" + loraScale);
+            s.put("Software", "impasto");
+            return s;
+        }
     }
 
     /** The picture, the sampled latent [C, h, w], the settings (also written into PNG text chunks) and the time taken. */

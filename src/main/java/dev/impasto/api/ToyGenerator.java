@@ -18,7 +18,6 @@ import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -69,15 +68,7 @@ public final class ToyGenerator implements ImageGenerator {
         var g = img.createGraphics();
         g.drawImage(small.getScaledInstance(r.width(), r.height(), Image.SCALE_FAST), 0, 0, null);
         g.dispose();
-        Map<String, String> settings = new LinkedHashMap<>();
-        settings.put("prompt", r.prompt());
-        settings.put("seed", Long.toString(r.seed()));
-        settings.put("steps", Integer.toString(r.steps()));
-        settings.put("guidance", Double.toString(r.guidance()));
-        settings.put("size", r.width() + "x" + r.height());
-        settings.put("model", "flux-toy");
-        settings.put("lora", r.lora() == null ? "none" : r.lora() + " x" + r.loraScale());
-        settings.put("Software", "impasto");
+        Map<String, String> settings = r.settings("flux-toy");
         return new Result(img, lat, ToyWorld.CHANNELS, lh, lw, settings, (System.nanoTime() - t0) / 1_000_000);
     }
 
