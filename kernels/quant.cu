@@ -211,6 +211,15 @@ __device__ __forceinline__ float f16_at(const uint8_t* p) {
 }
 
 // GGUF blocks, one group of 8 outputs per thread step (numel is a whole number of blocks, so of groups).
+
+// 8 values of a group to out: one vector store when the output is 16-byte aligned, else element by element.
+template <typename T>
+__device__ __forceinline__ void store8(T* out, const float (&v)[8], bool vec) {
+  if (vec) store_n<T, 8>(out, v);
+  else
+    for (int j = 0; j < 8; j++) out[j] = from_f<T>(v[j]);
+}
+
 // Q8_0: y[j] = qs[j] * d.
 template <typename T>
 __device__ void dequant_q8_0_impl(T* out, const uint8_t* blocks, i64 numel) {
@@ -224,9 +233,7 @@ __device__ void dequant_q8_0_impl(T* out, const uint8_t* blocks, i64 numel) {
     float v[8];
 #pragma unroll
     for (int j = 0; j < 8; j++) v[j] = __fmul_rn((float)(int8_t)blk[2 + j0 + j], d);
-    if (vec) store_n<T, 8>(out + g * 8, v);
-    else
-      for (int j = 0; j < 8; j++) out[g * 8 + j] = from_f<T>(v[j]);
+    store8(out + g * 8, v, vec);
   }
 }
 
@@ -248,9 +255,7 @@ __device__ void dequant_q4_0_impl(T* out, const uint8_t* blocks, i64 numel) {
       int q = high ? (qs[j] >> 4) : (qs[j] & 15);
       v[j] = __fmul_rn((float)(q - 8), d);
     }
-    if (vec) store_n<T, 8>(out + g * 8, v);
-    else
-      for (int j = 0; j < 8; j++) out[g * 8 + j] = from_f<T>(v[j]);
+    store8(out + g * 8, v, vec);
   }
 }
 
@@ -286,9 +291,7 @@ __device__ void dequant_q4_k_impl(T* out, const uint8_t* blocks, i64 numel) {
       int qv = high ? (q[j] >> 4) : (q[j] & 15);
       v[j] = __fsub_rn(__fmul_rn(d1, (float)qv), m1);
     }
-    if (vec) store_n<T, 8>(out + g * 8, v);
-    else
-      for (int j = 0; j < 8; j++) out[g * 8 + j] = from_f<T>(v[j]);
+    store8(out + g * 8, v, vec);
   }
 }
 
