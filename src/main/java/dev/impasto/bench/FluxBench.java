@@ -72,7 +72,7 @@ public final class FluxBench {
                 r.put("format", f.id());
                 r.put("error", e.toString());
             }
-            be.context().allocator().emptyCache();
+            be.releaseCachedMemory();
         }
         return root;
     }
