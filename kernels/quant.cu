@@ -6,7 +6,8 @@
 //     nestedCode[codes[blk]] * nestedAbsmax[blk / nestedBlocksize] + nestedOffset.
 //   int8: W[n, k] = q[n, k] * scale[n].
 //   int4: byte n * ceil(K / 2) + k / 2 (HIGH nibble for even k), W = min[g] + q * scale[g], g = n * groups + k / groupSize.
-//   GGUF Q8_0 (34 bytes / 32), Q4_0 (18 bytes / 32), Q4_K (144 bytes / 256) as ggml's dequantize_row_*.
+//   GGUF Q8_0 (34 bytes / 32), Q4_0 (18 bytes / 32), Q4_K (144 bytes / 256) as ggml's dequantize_row_*; rows are whole
+//     blocks, so the GEMV finds row n's blocks at n * (K / block elements) * block bytes.
 // Every value is computed with the same fp32 operations, in the same order, as the CPU dequantizers (products and
 // sums rounded separately: __fmul_rn / __fadd_rn keep the compiler from fusing them), so the result is bit-identical
 // to WeightQuantizer.dequantize.
@@ -421,6 +422,121 @@ struct Int4Gemv {
   }
 };
 
+// GGUF rows are whole blocks (the loader checks K), so row n starts at n * (K / blockElements) * blockBytes and 8
+// weights at k0 (k0 % 8 == 0) never straddle a block. The block layouts are those of the dequantizers above.
+__device__ __forceinline__ uint32_t load_u32_2aligned(const uint8_t* p) {
+  const uint16_t* h = reinterpret_cast<const uint16_t*>(p);
+  return (uint32_t)h[0] | ((uint32_t)h[1] << 16);
+}
+
+// Q8_0: 34-byte blocks, so the 8 codes of a group are only 2-byte aligned: four 16-bit loads.
+struct Q8_0Gemv {
+  const uint8_t* blocks;
+  i64 k, rowBytes;
+  struct Frag { uint32_t lo, hi; float d; };
+  __device__ __forceinline__ void fetch(i64 n, i64 k0, Frag& f) const {
+    const uint8_t* blk = blocks + n * rowBytes + (k0 >> 5) * 34;
+    f.d = f16_at(blk);
+    const uint8_t* q = blk + 2 + (k0 & 31);
+    f.lo = load_u32_2aligned(q);
+    f.hi = load_u32_2aligned(q + 4);
+  }
+  __device__ __forceinline__ float decode(const Frag& f, float (&v)[8]) const {
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      v[j] = (float)(int8_t)(f.lo >> (8 * j));
+      v[4 + j] = (float)(int8_t)(f.hi >> (8 * j));
+    }
+    return f.d;
+  }
+  __device__ __forceinline__ float rowScale(i64) const { return 1.f; }
+  __device__ __forceinline__ float element(i64 n, i64 c) const {
+    const uint8_t* blk = blocks + n * rowBytes + (c >> 5) * 34;
+    return __fmul_rn((float)(int8_t)blk[2 + (c & 31)], f16_at(blk));
+  }
+  __device__ __forceinline__ bool aligned() const { return k % 32 == 0 && (uintptr_t)blocks % 2 == 0; }
+};
+
+// Q4_0: 18-byte blocks; elements j and j + 16 share byte j (low, high nibble).
+struct Q4_0Gemv {
+  const uint8_t* blocks;
+  i64 k, rowBytes;
+  struct Frag { uint32_t lo, hi; float d; bool high; };
+  __device__ __forceinline__ void fetch(i64 n, i64 k0, Frag& f) const {
+    const uint8_t* blk = blocks + n * rowBytes + (k0 >> 5) * 18;
+    f.d = f16_at(blk);
+    int j0 = (int)(k0 & 31);
+    const uint8_t* q = blk + 2 + (j0 & 15);
+    f.lo = load_u32_2aligned(q);
+    f.hi = load_u32_2aligned(q + 4);
+    f.high = j0 >= 16;
+  }
+  __device__ __forceinline__ float decode(const Frag& f, float (&v)[8]) const {
+    const int sh = f.high ? 4 : 0;
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      v[j] = (float)((int)((f.lo >> (8 * j + sh)) & 15) - 8);
+      v[4 + j] = (float)((int)((f.hi >> (8 * j + sh)) & 15) - 8);
+    }
+    return f.d;
+  }
+  __device__ __forceinline__ float rowScale(i64) const { return 1.f; }
+  __device__ __forceinline__ float element(i64 n, i64 c) const {
+    const uint8_t* blk = blocks + n * rowBytes + (c >> 5) * 18;
+    int j = (int)(c & 31), b = blk[2 + (j & 15)];
+    return __fmul_rn((float)((j >= 16 ? b >> 4 : b & 15) - 8), f16_at(blk));
+  }
+  __device__ __forceinline__ bool aligned() const { return k % 32 == 0 && (uintptr_t)blocks % 2 == 0; }
+};
+
+// Q4_K: 144-byte super-blocks of 256; a group of 8 lies in one 32-element sub-block with one (scale, min) pair, and
+// its 8 code bytes are 8-byte aligned. decode returns the weights d1 * q - m1 themselves (multiplier 1), rounded as the
+// dequantizer rounds them.
+struct Q4_KGemv {
+  const uint8_t* blocks;
+  i64 k, rowBytes;
+  struct Frag { uint2 q; float d1, m1; bool high; };
+  __device__ __forceinline__ static void scale_min(const uint8_t* scales, int s, int& sc, int& m) {
+    if (s < 4) {
+      sc = scales[s] & 63;
+      m = scales[s + 4] & 63;
+    } else {
+      int bb = scales[s + 4];
+      sc = (bb & 15) | ((scales[s - 4] >> 6) << 4);
+      m = (bb >> 4) | ((scales[s] >> 6) << 4);
+    }
+  }
+  __device__ __forceinline__ void fetch(i64 n, i64 k0, Frag& f) const {
+    const uint8_t* blk = blocks + n * rowBytes + (k0 >> 8) * 144;
+    int j0 = (int)(k0 & 255), c = j0 >> 6, l = j0 & 63;
+    int sc, m;
+    scale_min(blk + 4, 2 * c + (l >= 32), sc, m);
+    f.d1 = __fmul_rn(f16_at(blk), (float)sc);
+    f.m1 = __fmul_rn(f16_at(blk + 2), (float)m);
+    f.q = *reinterpret_cast<const uint2*>(blk + 16 + 32 * c + (l & 31));
+    f.high = l >= 32;
+  }
+  __device__ __forceinline__ float decode(const Frag& f, float (&v)[8]) const {
+    const int sh = f.high ? 4 : 0;
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      v[j] = __fsub_rn(__fmul_rn(f.d1, (float)((f.q.x >> (8 * j + sh)) & 15)), f.m1);
+      v[4 + j] = __fsub_rn(__fmul_rn(f.d1, (float)((f.q.y >> (8 * j + sh)) & 15)), f.m1);
+    }
+    return 1.f;
+  }
+  __device__ __forceinline__ float rowScale(i64) const { return 1.f; }
+  __device__ __forceinline__ float element(i64 n, i64 c) const {
+    const uint8_t* blk = blocks + n * rowBytes + (c >> 8) * 144;
+    int j = (int)(c & 255), ch = j >> 6, l = j & 63;
+    int sc, m;
+    scale_min(blk + 4, 2 * ch + (l >= 32), sc, m);
+    int b = blk[16 + 32 * ch + (l & 31)];
+    return __fsub_rn(__fmul_rn(__fmul_rn(f16_at(blk), (float)sc), (float)(l >= 32 ? b >> 4 : b & 15)), __fmul_rn(f16_at(blk + 2), (float)m));
+  }
+  __device__ __forceinline__ bool aligned() const { return k % 256 == 0 && (uintptr_t)blocks % 8 == 0; }
+};
+
 template <typename T, int M>
 __device__ __forceinline__ void gemv_store(T* out, i64 ldo, int rows, i64 n, int m, float v, const void* bias, int biasType, float beta) {
   if (m >= rows) return;
@@ -515,6 +631,13 @@ __device__ void gemv_impl(const W& wt, T* out, i64 ldo, const T* x, i64 ldx, int
   }
 }
 
+#define GEMV_GGUF(T, sfx, M, name, W, elems, bytes)                                                                       \
+  IMPASTO_KERNEL void __launch_bounds__(256, 1) impasto_gemv_##name##_m##M##_##sfx(                                         \
+      T* out, i64 ldo, const T* x, i64 ldx, int rows, i64 n, i64 k, const uint8_t* blocks, const void* bias, int biasType, \
+      float beta) {                                                                                                        \
+    W w{blocks, k, k / elems * bytes};                                                                                     \
+    gemv_impl<T, M>(w, out, ldo, x, ldx, rows, n, k, bias, biasType, beta);                                                \
+  }
 #define GEMV_M(T, sfx, M)                                                                                                  \
   IMPASTO_KERNEL void __launch_bounds__(256, 1) impasto_gemv_nf4_m##M##_##sfx(                                                \
       T* out, i64 ldo, const T* x, i64 ldx, int rows, i64 n, i64 k, const uint8_t* packed, const void* absmax,            \
@@ -536,7 +659,10 @@ __device__ void gemv_impl(const W& wt, T* out, i64 ldo, const T* x, i64 ldx, int
       const float* mn, int groupSize, const void* bias, int biasType, float beta) {                                        \
     Int4Gemv w{packed, scale, mn, groupSize, k, (k + groupSize - 1) / groupSize, (k + 1) / 2};                             \
     gemv_impl<T, M>(w, out, ldo, x, ldx, rows, n, k, bias, biasType, beta);                                                \
-  }
+  }                                                                                                                        \
+  GEMV_GGUF(T, sfx, M, q8_0, Q8_0Gemv, 32, 34)                                                                             \
+  GEMV_GGUF(T, sfx, M, q4_0, Q4_0Gemv, 32, 18)                                                                             \
+  GEMV_GGUF(T, sfx, M, q4_k, Q4_KGemv, 256, 144)
 // Buckets 1, 2, 4 for f32 and bf16 (rows 5..8 take two launches of the 4-row kernel; f16 activations use dequant +
 // GEMM): the fully unrolled 8-row and f16 variants tripled the build time for a case FLUX training does not hit.
 #define GEMV(T, sfx) GEMV_M(T, sfx, 1) GEMV_M(T, sfx, 2) GEMV_M(T, sfx, 4)

@@ -508,6 +508,57 @@ static void test_quant() {
     expect("dequant q4_0", std::vector<double>(o4.begin(), o4.end()), r4, 0);
     expect("dequant q4_k", std::vector<double>(okk.begin(), okk.end()), rk, 0);
   }
+  // GGUF GEMV: rows of whole blocks (Q8_0 / Q4_0 [3, 96], Q4_K [3, 512]), weights from the dequantizer checked above,
+  // x rows 1, 2 and 3 (buckets 1, 2, 4), bias bf16, beta 0.5; a misaligned block pointer takes the element path
+  {
+    auto f16bits = [](float v) { __half h = __float2half_rn(v); uint16_t u; std::memcpy(&u, &h, 2); return u; };
+    auto put16 = [](uint8_t* b, uint16_t u) { b[0] = u & 255; b[1] = u >> 8; };
+    struct G { const char* name; long k, elems, bytes; };
+    for (G g : {G{"q8_0", 96, 32, 34}, G{"q4_0", 96, 32, 18}, G{"q4_k", 512, 256, 144}}) {
+      const long n = 3, k = g.k, nb = n * k / g.elems;
+      std::vector<uint8_t> raw = bytes(nb * g.bytes + 8);
+      uint8_t* blk = raw.data() + 8;  // 8-byte aligned copy at +8, 2-byte aligned copy at +2 below
+      for (long b = 0; b < nb; b++) {
+        put16(blk + b * g.bytes, f16bits(0.004f * (1 + b % 5) * (b % 2 ? -1 : 1)));
+        if (g.elems == 256) put16(blk + b * g.bytes + 2, f16bits(0.003f * (1 + b % 3)));
+      }
+      std::vector<float> deq(n * k);
+      if (g.elems == 256) emu_launch(impasto_dequant_q4_k_f32, dim(1), dim(256), 0, deq.data(), blk, n * k);
+      else if (g.bytes == 34) emu_launch(impasto_dequant_q8_0_f32, dim(1), dim(256), 0, deq.data(), blk, n * k);
+      else emu_launch(impasto_dequant_q4_0_f32, dim(1), dim(256), 0, deq.data(), blk, n * k);
+      for (long m : {1L, 2L, 3L}) {
+        for (bool shifted : {false, true}) {
+          std::vector<uint8_t> moved(nb * g.bytes + 2);
+          const uint8_t* w = blk;
+          if (shifted) {  // Q4_K wants 8-byte aligned blocks: at +2 it must fall back to element by element
+            std::memcpy(moved.data() + 2, blk, nb * g.bytes);
+            w = moved.data() + 2;
+            if (g.elems != 256) continue;
+          }
+          auto x = to_t<bf16>(gauss(m * k));
+          std::vector<bf16> bias(n), o(m * n);
+          for (long i = 0; i < n; i++) bias[i] = cvt<bf16>(gauss(1)[0]);
+          auto o0 = gauss(m * n);
+          for (long i = 0; i < m * n; i++) o[i] = cvt<bf16>(o0[i]);
+          std::vector<double> rg(m * n);
+          for (long r = 0; r < m; r++)
+            for (long c = 0; c < n; c++) {
+              double acc = 0;
+              for (long e = 0; e < k; e++) acc += (double)to_f(x[r * k + e]) * deq[c * k + e];
+              rg[r * n + c] = rt<bf16>(acc + to_f(bias[c]) + 0.5 * to_f(o[r * n + c]));
+            }
+          std::string nm = std::string(g.name);
+          auto launch = [&](auto kern) {
+            emu_launch(kern, dim(1), dim(256), 0, o.data(), n, x.data(), k, (int)m, n, k, w, (const void*)bias.data(), 2, 0.5f);
+          };
+          if (nm == "q8_0") m == 1 ? launch(impasto_gemv_q8_0_m1_bf16) : m == 2 ? launch(impasto_gemv_q8_0_m2_bf16) : launch(impasto_gemv_q8_0_m4_bf16);
+          else if (nm == "q4_0") m == 1 ? launch(impasto_gemv_q4_0_m1_bf16) : m == 2 ? launch(impasto_gemv_q4_0_m2_bf16) : launch(impasto_gemv_q4_0_m4_bf16);
+          else m == 1 ? launch(impasto_gemv_q4_k_m1_bf16) : m == 2 ? launch(impasto_gemv_q4_k_m2_bf16) : launch(impasto_gemv_q4_k_m4_bf16);
+          expect("gemv " + nm + " M" + std::to_string(m) + (shifted ? " misaligned" : ""), from_t(o), rg, 4e-3);
+        }
+      }
+    }
+  }
 }
 
 // ------------------------------------------------------------------------------------------------ attention

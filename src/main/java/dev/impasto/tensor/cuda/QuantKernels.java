@@ -19,8 +19,15 @@ final class QuantKernels {
     /** Rows of x one GEMV launch takes (the largest compile-time bucket); more rows take several launches. */
     static final int GEMV_BUCKET_MAX = 4;
 
-    /** Whether the weight's format has a dequantizing GEMV (NF4 plain and double-quantized, int8, int4). */
+    /**
+     * Whether the weight's format has a dequantizing GEMV: NF4 (plain and double-quantized), int8, int4, and the GGUF
+     * block types the GPU reads (Q8_0, Q4_0, Q4_K) when the rows are whole blocks.
+     */
     static boolean hasGemv(LinearWeight w) {
+        if (w instanceof LinearWeight.Gguf g) {
+            GgufKind kind = GgufKind.find(g.ggmlType());
+            return kind != null && g.inFeatures() % kind.blockElements == 0;
+        }
         return w instanceof LinearWeight.Nf4 || w instanceof LinearWeight.Int8 || w instanceof LinearWeight.Int4;
     }
 
@@ -106,6 +113,12 @@ final class QuantKernels {
                             CudaBackend.addr(q.packed()), CudaBackend.addr(q.scale()), CudaBackend.addr(q.min()), q.groupSize(),
                             biasPtr, bt, (float) beta);
                 }
+                case LinearWeight.Gguf q -> {
+                    GgufKind kind = checkGguf(q);
+                    be.kernel("impasto_gemv_" + kind.kernel + "_m" + bucket + "_" + t).launch(be.ctx.stream(), grid, 1, 1, BLOCK, 1, 1, 0,
+                            out.address(), out.rowStride(), xin.address(), xin.rowStride(), (int) m, n, k, CudaBackend.addr(q.blocks()),
+                            biasPtr, bt, (float) beta);
+                }
                 default -> throw new IllegalArgumentException("no quantized GEMV for " + w.format() + " weights");
             }
         } finally {
@@ -151,13 +164,7 @@ final class QuantKernels {
                         q.outFeatures(), q.inFeatures(), ld);
             }
             case LinearWeight.Gguf q -> {
-                GgufKind kind = GgufKind.of(q);
-                if (q.inFeatures() % kind.blockElements != 0)
-                    throw new IllegalArgumentException(q.typeName() + " rows must be whole blocks of " + kind.blockElements + " values, the layer has " + q.inFeatures());
-                long need = numel / kind.blockElements * kind.blockBytes;
-                if (q.blocks().numel() * q.blocks().dtype().byteSize() < need)
-                    throw new IllegalArgumentException(q.typeName() + " weight [" + q.outFeatures() + ", " + q.inFeatures() + "] needs " + need
-                            + " bytes of blocks, got " + q.blocks().numel());
+                GgufKind kind = checkGguf(q);
                 int g = (int) Math.max(1, Math.min((numel / 8 + BLOCK - 1) / BLOCK, 65535L * 32));
                 be.kernel("impasto_dequant_" + kind.kernel + "_" + t).launch(be.ctx.stream(), g, 1, 1, BLOCK, 1, 1, 0,
                         out.address(), CudaBackend.addr(q.blocks()), numel);
@@ -181,11 +188,29 @@ final class QuantKernels {
             this.blockBytes = blockBytes;
         }
 
+        static GgufKind find(int ggmlType) {
+            for (GgufKind k : values()) if (k.ggmlType == ggmlType) return k;
+            return null;
+        }
+
         static GgufKind of(LinearWeight.Gguf q) {
-            for (GgufKind k : values()) if (k.ggmlType == q.ggmlType()) return k;
+            GgufKind k = find(q.ggmlType());
+            if (k != null) return k;
             throw new UnsupportedOperationException("the GPU dequantizes GGUF Q8_0, Q4_0 and Q4_K weights, not " + q.typeName()
                     + " (ggml type " + q.ggmlType() + "); convert the checkpoint or load it as bf16");
         }
+    }
+
+    /** The block type of a GGUF weight the GPU reads, after checking that rows are whole blocks and the bytes are all there. */
+    private static GgufKind checkGguf(LinearWeight.Gguf q) {
+        GgufKind kind = GgufKind.of(q);
+        if (q.inFeatures() % kind.blockElements != 0)
+            throw new IllegalArgumentException(q.typeName() + " rows must be whole blocks of " + kind.blockElements + " values, the layer has " + q.inFeatures());
+        long need = q.outFeatures() * q.inFeatures() / kind.blockElements * kind.blockBytes;
+        if (q.blocks().numel() * q.blocks().dtype().byteSize() < need)
+            throw new IllegalArgumentException(q.typeName() + " weight [" + q.outFeatures() + ", " + q.inFeatures() + "] needs " + need
+                    + " bytes of blocks, got " + q.blocks().numel() * q.blocks().dtype().byteSize());
+        return kind;
     }
 
     private static void checkNf4(LinearWeight.Nf4 q) {
