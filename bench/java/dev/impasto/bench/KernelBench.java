@@ -1,6 +1,7 @@
 package dev.impasto.bench;
 
 import dev.impasto.cuda.Cuda;
+import dev.impasto.cuda.CublasLt;
 import dev.impasto.cuda.CudaEvent;
 import dev.impasto.cuda.CudaStream;
 import dev.impasto.cuda.Memcpy;
@@ -75,6 +76,8 @@ public class KernelBench {
         final Tensor q, k, v, qScale, kScale, pe;
         final Tensor vec, modOut;   // GEMV: [B, D] -> [B, 6D]
         final LinearWeight.Nf4 modWeight;
+        final LinearWeight.Gguf modQ8, modQ4K; // the same modulation linear as GGUF Q8_0 / Q4_K blocks
+        final Tensor modDense;                 // [6D, D] bf16: where the dequantize + GEMM path puts them
         final Tensor aq, ak, av, aout, alse, adout, adq, adk, adv;
         final long attnLen;
         // the model's fused LoRA forward (dev.impasto.model.Linear): dense bf16 and NF4 bases [D, D] with one rank-16
@@ -125,6 +128,9 @@ public class KernelBench {
             vec = randn(be, owned, DType.BF16, 1, 4, D);
             modOut = own(owned, be.empty(DType.BF16, 4, 6 * D));
             modWeight = nf4(be, owned, r, 6 * D, D, false);
+            modQ8 = gguf(be, owned, r, 8, "Q8_0", 32, 34, 6 * D, D);
+            modQ4K = gguf(be, owned, r, 12, "Q4_K", 256, 144, 6 * D, D);
+            modDense = own(owned, be.empty(DType.BF16, 6 * D, D));
             attnLen = M;
             aq = randn(be, owned, DType.BF16, 1, 1, attnLen, D);
             ak = randn(be, owned, DType.BF16, 1, 1, attnLen, D);
@@ -192,6 +198,24 @@ public class KernelBench {
         for (int i = 0; i < 256; i++) code[i] = (i - 127.5) / 128;
         return new LinearWeight.Nf4(p, own(owned, be.fromBytes(MemorySegment.ofArray(codes), DType.U8, DType.U8, codes.length)),
                 own(owned, be.fromDoubles(nested, DType.F32, nested.length)), own(owned, be.fromDoubles(code, DType.F32, 256)), 0.03f, 64, 256, n, k);
+    }
+
+    /** GGUF blocks of random bytes with small finite f16 scales at the start of each block (Q4_K: d and dmin). */
+    static LinearWeight.Gguf gguf(CudaBackend be, List<Tensor> owned, Random r, int type, String name, int elems, int bytes, long n, long k) {
+        long blocks = n * k / elems;
+        byte[] b = new byte[Math.toIntExact(blocks * bytes)];
+        r.nextBytes(b);
+        for (long i = 0; i < blocks; i++) {
+            int at = (int) (i * bytes);
+            b[at] = 0x00;
+            b[at + 1] = 0x20; // f16 0x2000 = 2^-7
+            if (elems == 256) {
+                b[at + 2] = 0x00;
+                b[at + 3] = 0x1c;
+            }
+        }
+        Tensor t = own(owned, be.fromBytes(MemorySegment.ofArray(b), DType.U8, DType.U8, b.length));
+        return new LinearWeight.Gguf(t, type, name, n, k);
     }
 
     @Setup(Level.Trial)
@@ -311,6 +335,16 @@ public class KernelBench {
 
     void nf4Gemv(int rows) {
         be.linear(f.modOut.rows(0, rows), f.vec.rows(0, rows), f.modWeight, null, 0);
+    }
+
+    void ggufGemv(LinearWeight.Gguf w, int rows) {
+        be.linear(f.modOut.rows(0, rows), f.vec.rows(0, rows), w, null, 0);
+    }
+
+    /** What a GGUF modulation linear cost before it had a GEMV: dequantize [6D, D], then a GEMM of a few rows. */
+    void ggufDequantGemm(LinearWeight.Gguf w, int rows) {
+        be.dequantize(f.modDense, w);
+        be.linear(f.modOut.rows(0, rows), f.vec.rows(0, rows), new LinearWeight.Dense(f.modDense), null, 0);
     }
 
     void ownAttentionForward() {
@@ -436,11 +470,23 @@ public class KernelBench {
         row("  fused part: h = x A^T into the spare columns", down, 28.3e6 / (down * 1e-3) / 1e9, "GB/s", "x read once");
         row("  fused part: GEMM over K + 16 against [W | s B]", kcat, flops / (kcat * 1e-3) / 1e12, "TFLOP/s",
                 String.format(Locale.ROOT, "%.1f us over the K = 3072 GEMM", 1000 * (kcat - base)));
-        for (int i = 0; i < Fixtures.K_SWEEP.length; i++) {
-            int ii = i;
-            double tk = medianMs(() -> gemmK(ii), 10, 50);
-            row("  GEMM 4608 x 3072 x " + Fixtures.K_SWEEP[i], tk, 2.0 * M * D * Fixtures.K_SWEEP[i] / (tk * 1e-3) / 1e12, "TFLOP/s", "");
+        for (boolean sibling : new boolean[] {true, false}) {
+            CublasLt.useSiblingAlgoForOddK(sibling);
+            for (int i = 0; i < Fixtures.K_SWEEP.length; i++) {
+                int ii = i;
+                double tk = medianMs(() -> gemmK(ii), 10, 50);
+                row("  GEMM 4608 x 3072 x " + Fixtures.K_SWEEP[i] + (sibling ? " (K-64 algo)" : " (own heuristic)"), tk,
+                        2.0 * M * D * Fixtures.K_SWEEP[i] / (tk * 1e-3) / 1e12, "TFLOP/s", "");
+            }
+            if (!sibling) {
+                double kcatOwn = medianMs(this::fusedPartGemm, 10, 50), fusedOwn = medianMs(this::fusedLoraDense, 10, 50);
+                row("  fused GEMM over K + 16, heuristic's own pick", kcatOwn, flops / (kcatOwn * 1e-3) / 1e12, "TFLOP/s",
+                        String.format(Locale.ROOT, "%.1f us over the K = 3072 GEMM", 1000 * (kcatOwn - base)));
+                row("  fused forward, heuristic's own pick for K + 16", fusedOwn, 0, "",
+                        String.format(Locale.ROOT, "overhead %.1f%% (%.1f us)", 100 * (fusedOwn - base) / base, 1000 * (fusedOwn - base)));
+            }
         }
+        CublasLt.useSiblingAlgoForOddK(true);
         double lnBare = medianMs(() -> lnThen(false), 10, 50), lnFused = medianMs(() -> lnThen(true), 10, 50);
         row("LayerNorm+modulate -> base GEMM (model order)", lnBare, 0, "", "");
         row("LayerNorm+modulate -> fused LoRA forward", lnFused, 0, "",
@@ -462,6 +508,16 @@ public class KernelBench {
         row("QK RMSNorm + RoPE [4608, 9216] bf16, 24 x 128", t, ropeBytes / (t * 1e-3) / 1e9, "GB/s",
                 String.format(Locale.ROOT, "%.0f%% of copy", 100 * ropeBytes / (t * 1e-3) / 1e9 / copyGBs));
 
+        for (LinearWeight.Gguf g : new LinearWeight.Gguf[] {f.modQ8, f.modQ4K}) {
+            double wBytes = g.blocks().numel();
+            for (int rows : new int[] {1, 4}) {
+                int rr = rows;
+                t = medianMs(() -> ggufGemv(g, rr), 10, 50);
+                double old = medianMs(() -> ggufDequantGemm(g, rr), 10, 50);
+                row(g.typeName() + " GEMV M=" + rows + " [18432, 3072] (adaLN modulation)", t, wBytes / (t * 1e-3) / 1e9, "GB/s",
+                        String.format(Locale.ROOT, "%.0f%% of copy; dequantize + GEMM %.3f ms", 100 * wBytes / (t * 1e-3) / 1e9 / copyGBs, old));
+            }
+        }
         for (int rows : new int[] {1, 2, 4}) {
             double wBytes = 6.0 * D * D / 2 + 6.0 * D * D / 64 * 4;
             int rr = rows;

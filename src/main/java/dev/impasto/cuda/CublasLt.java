@@ -114,9 +114,38 @@ public final class CublasLt implements AutoCloseable {
     }
 
     private record Key(long m, long n, long k, boolean ta, boolean tb, Type typeA, Type typeC, long lda, long ldb, long ldc, long ldd,
-                       Epilogue epi, Type biasType, long ldAux, int batch, long sa, long sb, long sc, int alignA, int alignB, int alignC, int alignD) {}
+                       Epilogue epi, Type biasType, long ldAux, int batch, long sa, long sb, long sc, int alignA, int alignB, int alignC, int alignD,
+                       boolean sibling) {}
 
-    private record Plan(MemorySegment desc, MemorySegment la, MemorySegment lb, MemorySegment lc, MemorySegment ld, MemorySegment algo) {}
+    /**
+     * One product's descriptors and algorithm. fallback: the heuristic's own pick for this shape when algo was borrowed
+     * from a sibling shape (see {@link #useSiblingAlgoForOddK}); used from the first call on if cuBLASLt refuses algo.
+     */
+    private static final class Plan {
+        final MemorySegment desc, la, lb, lc, ld;
+        MemorySegment algo, fallback;
+
+        Plan(MemorySegment desc, MemorySegment la, MemorySegment lb, MemorySegment lc, MemorySegment ld, MemorySegment algo) {
+            this.desc = desc;
+            this.la = la;
+            this.lb = lb;
+            this.lc = lc;
+            this.ld = ld;
+            this.algo = algo;
+        }
+    }
+
+    private static volatile boolean siblingAlgo = !Boolean.getBoolean("impasto.cublasOwnOddK");
+
+    /**
+     * A fused LoRA product has K = 3072 + 16 (the adapter's columns after the base's): for K off a multiple of 64 the
+     * heuristic picks a different, slower kernel than for the K below it (about 5% at 4608 x 3072, where the extra 16
+     * columns are worth 0.5%). With this on (the default), such a product runs the algorithm the heuristic picks for K
+     * rounded down to a multiple of 64, when cuBLASLt accepts it for the real K. For side-by-side benchmarks.
+     */
+    public static void useSiblingAlgoForOddK(boolean on) {
+        siblingAlgo = on;
+    }
 
     private final MemorySegment handle;
     private final Arena arena = Arena.ofShared();
@@ -163,7 +192,7 @@ public final class CublasLt implements AutoCloseable {
         if (g.m() == 0 || g.n() == 0) return;
         Key key = new Key(g.m(), g.n(), g.k(), g.transA(), g.transB(), g.typeA(), g.typeC(), g.lda(), g.ldb(), g.ldc(), g.ldd(),
                 g.epilogue(), g.biasType(), g.ldAux(), g.batch(), g.strideA(), g.strideB(), g.strideC(),
-                alignment(g.a()), alignment(g.b()), alignment(g.c()), alignment(g.d()));
+                alignment(g.a()), alignment(g.b()), alignment(g.c()), alignment(g.d()), siblingAlgo && g.k() % 64 != 0);
         Plan plan = plans.computeIfAbsent(key, kk -> plan(g, kk));
         try (Arena a = Arena.ofConfined()) {
             if (g.epilogue().usesBias())
@@ -172,12 +201,21 @@ public final class CublasLt implements AutoCloseable {
                 check(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER(), a.allocateFrom(ValueLayout.JAVA_LONG, g.aux()), 8), "set AUX_POINTER");
             MemorySegment alpha = a.allocateFrom(ValueLayout.JAVA_FLOAT, g.alpha());
             MemorySegment beta = a.allocateFrom(ValueLayout.JAVA_FLOAT, g.beta());
-            // swapped operands: cuBLASLt's A is our B
-            check(cublasLtMatmul(handle, plan.desc, alpha, MemorySegment.ofAddress(g.b()), plan.la, MemorySegment.ofAddress(g.a()), plan.lb,
-                    beta, MemorySegment.ofAddress(g.c()), plan.lc, MemorySegment.ofAddress(g.d()), plan.ld, plan.algo,
-                    MemorySegment.ofAddress(workspace), WORKSPACE_BYTES, stream.handle()),
-                    "cublasLtMatmul(m=" + g.m() + ", n=" + g.n() + ", k=" + g.k() + ", " + g.typeA() + "->" + g.typeC() + ", " + g.epilogue() + ")");
+            int status = launch(g, plan, plan.algo, alpha, beta, stream);
+            if (status != CUBLAS_STATUS_SUCCESS() && plan.fallback != null) { // the borrowed algorithm was refused: the shape's own
+                plan.algo = plan.fallback;
+                plan.fallback = null;
+                status = launch(g, plan, plan.algo, alpha, beta, stream);
+            }
+            check(status, "cublasLtMatmul(m=" + g.m() + ", n=" + g.n() + ", k=" + g.k() + ", " + g.typeA() + "->" + g.typeC() + ", " + g.epilogue() + ")");
         }
+    }
+
+    private int launch(Gemm g, Plan plan, MemorySegment algo, MemorySegment alpha, MemorySegment beta, CudaStream stream) {
+        // swapped operands: cuBLASLt's A is our B
+        return cublasLtMatmul(handle, plan.desc, alpha, MemorySegment.ofAddress(g.b()), plan.la, MemorySegment.ofAddress(g.a()), plan.lb,
+                beta, MemorySegment.ofAddress(g.c()), plan.lc, MemorySegment.ofAddress(g.d()), plan.ld, algo,
+                MemorySegment.ofAddress(workspace), WORKSPACE_BYTES, stream.handle());
     }
 
     private Plan plan(Gemm g, Key key) {
@@ -205,6 +243,33 @@ public final class CublasLt implements AutoCloseable {
         MemorySegment lb = layout(g.typeA(), l[1], g.batch(), g.strideA());
         MemorySegment lc = layout(g.typeC(), l[2], g.batch(), g.strideC());
         MemorySegment ld = layout(g.typeC(), l[3], g.batch(), g.strideC());
+        MemorySegment own = heuristic(g, key, desc, la, lb, lc, ld);
+        if (own == null)
+            throw new CudaException("cuBLASLt has no algorithm for m=" + g.m() + ", n=" + g.n() + ", k=" + g.k() + " " + g.typeA() + "->" + g.typeC()
+                    + " " + g.epilogue() + (allF32 ? "" : " (leading dimensions should be multiples of 8 and pointers 16-byte aligned)"));
+        Plan plan = new Plan(desc, la, lb, lc, ld, own);
+        long k64 = g.k() / 64 * 64;
+        if (key.sibling() && k64 >= 1024 && g.batch() == 1) {
+            Gemm sib = new Gemm(g.m(), g.n(), k64, g.transA(), g.transB(), g.typeA(), g.a(), g.lda(), g.typeB(), g.b(), g.ldb(), g.typeC(), g.c(),
+                    g.ldc(), g.d(), g.ldd(), g.alpha(), g.beta(), g.epilogue(), g.bias(), g.biasType(), g.aux(), g.ldAux(), 1, 0, 0, 0);
+            long[][] sl = sib.columnMajorLayouts();
+            MemorySegment sa = layout(g.typeB(), sl[0], 1, 0), sb = layout(g.typeA(), sl[1], 1, 0);
+            try {
+                MemorySegment borrowed = heuristic(sib, key, desc, sa, sb, lc, ld);
+                if (borrowed != null) {
+                    plan.algo = borrowed;
+                    plan.fallback = own;
+                }
+            } finally {
+                cublasLtMatrixLayoutDestroy(sa);
+                cublasLtMatrixLayoutDestroy(sb);
+            }
+        }
+        return plan;
+    }
+
+    /** The heuristic's first usable algorithm for these descriptors (copied into the plan arena), or null. */
+    private MemorySegment heuristic(Gemm g, Key key, MemorySegment desc, MemorySegment la, MemorySegment lb, MemorySegment lc, MemorySegment ld) {
         MemorySegment pref;
         try (Arena a = Arena.ofConfined()) {
             MemorySegment pp = a.allocate(ValueLayout.ADDRESS);
@@ -229,13 +294,12 @@ public final class CublasLt implements AutoCloseable {
                     MemorySegment algo = arena.allocate(cublasLtMatmulHeuristicResult_t.algo(r).byteSize(), 16);
                     algo.copyFrom(cublasLtMatmulHeuristicResult_t.algo(r));
                     cublasLtMatmulPreferenceDestroy(pref);
-                    return new Plan(desc, la, lb, lc, ld, algo);
+                    return algo;
                 }
             }
             cublasLtMatmulPreferenceDestroy(pref);
         }
-        throw new CudaException("cuBLASLt has no algorithm for m=" + g.m() + ", n=" + g.n() + ", k=" + g.k() + " " + g.typeA() + "->" + g.typeC()
-                + " " + g.epilogue() + (allF32 ? "" : " (leading dimensions should be multiples of 8 and pointers 16-byte aligned)"));
+        return null;
     }
 
     private void setInt(MemorySegment desc, int attr, int value) {

@@ -97,8 +97,24 @@ public final class LoraGroup implements AutoCloseable {
         return h.cols((long) i * rank, (long) (i + 1) * rank);
     }
 
+    private long version;
+
+    /**
+     * Counts {@link #syncCompute} calls: the compute copies are unchanged while it is. Only meaningful when the copies
+     * are separate tensors ({@link #hasComputeCopies}); otherwise the masters are written directly.
+     */
+    long version() {
+        return version;
+    }
+
+    /** Whether computeA / computeB are copies of the masters in another dtype (written only by syncCompute). */
+    boolean hasComputeCopies() {
+        return computeA != a;
+    }
+
     /** Refreshes the compute-dtype copies after the masters changed (optimizer step, loading). */
     public void syncCompute(Backend be) {
+        version++;
         if (computeA != a) {
             be.copy(computeA, a);
             be.copy(computeB, b);

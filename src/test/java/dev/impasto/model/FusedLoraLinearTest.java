@@ -99,6 +99,55 @@ class FusedLoraLinearTest {
     }
 
     @Test
+    void theStoredSBTailFollowsEveryOptimizerStepAndScaleChange() {
+        // bf16 compute with fp32 masters (separate compute copies): the re-stored weight's s B columns are written once
+        // per (B, scale) and must be rewritten after syncCompute (an optimizer step) and for another strength
+        Random r = new Random(3);
+        Tensor w = be.fromDoubles(GradCheck.random(r, (int) (OUT * IN), 0.3), DType.BF16, OUT, IN);
+        double[] wd = be.toDoubles(w); // padDenseWeight closes w
+        Linear l = new Linear("double_blocks.0.img_attn.qkv", new BaseLinear(new LinearWeight.Dense(w), null));
+        LoraGroup g = new LoraGroup(be, l.key, List.of(new LoraGroup.Piece("", 0, OUT)), IN, RANK, 3.0, 0, DType.BF16);
+        assertTrue(g.hasComputeCopies());
+        be.copy(g.a, be.fromDoubles(GradCheck.random(r, (int) g.a.numel(), 0.5), DType.F32, g.a.shape()));
+        l.lora = g;
+        assertNotNull(l.padDenseWeight(be));
+        double[] xv = GradCheck.random(new Random(9), (int) (ROWS * IN), 1);
+        try (Scope sc = new Scope(be)) {
+            Tensor buf = l.newInput(sc, DType.BF16, ROWS, IN);
+            double[] last = null;
+            for (int step = 0; step < 4; step++) {
+                if (step != 2) { // step 2 changes only the strength
+                    be.copy(g.b, be.fromDoubles(GradCheck.random(r, (int) g.b.numel(), 0.5), DType.F32, g.b.shape()));
+                    g.syncCompute(be);
+                }
+                LoraContext ctx = new LoraContext(step == 2 ? 0.5 : 1, false, 0);
+                be.copy(l.inputOf(buf), be.fromDoubles(xv, DType.BF16, ROWS, IN));
+                Tensor y = be.empty(DType.BF16, ROWS, OUT);
+                l.forward(be, y, buf, null, ctx);
+                // reference in float64 from the same bf16 values: x W^T + s (x A^T) B^T
+                double[] x = be.toDoubles(l.inputOf(buf)), a = be.toDoubles(g.computeA), b = be.toDoubles(g.computeB);
+                double s = g.scale() * ctx.loraScale();
+                double[] want = new double[(int) (ROWS * OUT)];
+                for (int i = 0; i < ROWS; i++) {
+                    double[] h = new double[RANK];
+                    for (int j = 0; j < RANK; j++)
+                        for (int c = 0; c < IN; c++) h[j] += x[(int) (i * IN + c)] * a[(int) (j * IN + c)];
+                    for (int o = 0; o < OUT; o++) {
+                        double v = 0;
+                        for (int c = 0; c < IN; c++) v += x[(int) (i * IN + c)] * wd[(int) (o * IN + c)];
+                        for (int j = 0; j < RANK; j++) v += s * DType.BF16.round(h[j]) * b[o * RANK + j];
+                        want[(int) (i * OUT + o)] = v;
+                    }
+                }
+                double[] got = be.toDoubles(y);
+                close("y after step " + step, want, got, 2e-2);
+                if (last != null) assertTrue(GradCheck.relL2(got, last) > 0.05, "step " + step + " must see the new B or strength");
+                last = got;
+            }
+        }
+    }
+
+    @Test
     void onlyLayersWhoseInputTheBlocksWidenTakeTheFusedPathAndWidthsStayAligned() {
         Linear qkv = layer("dense", false, 0, 3);   // 3 pieces x rank 3 = 9 -> 16 spare columns
         assertEquals(16, qkv.loraWidth());

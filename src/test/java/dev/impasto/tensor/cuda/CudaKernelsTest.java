@@ -604,6 +604,28 @@ class CudaKernelsTest {
     }
 
     @Test
+    void oddKGemmWithTheRoundedDownShapesAlgorithm() {
+        // K = 1024 + 16 and 3072 + 16 (a fused LoRA product) run the algorithm picked for K rounded down to 64: the last
+        // partial K tile must be summed, not dropped; bias and beta as the fused forward uses them
+        for (long k : new long[] {1040, 3088, 3080}) {
+            long m = 300, n = 264;
+            Both x = input(BF16, m, k, 0, 1);
+            Both w = randn(BF16, 0.05, n, k);
+            Both bias = randn(BF16, 0.5, n);
+            for (boolean sibling : new boolean[] {true, false}) {
+                Out o = output(BF16, m, n, 8);
+                try {
+                    dev.impasto.cuda.CublasLt.useSiblingAlgoForOddK(sibling);
+                    run((be, g) -> be.linear(o.view.on(g), x.on(g), new LinearWeight.Dense(w.on(g)), bias.on(g), 0));
+                } finally {
+                    dev.impasto.cuda.CublasLt.useSiblingAlgoForOddK(true);
+                }
+                check("linear K " + k + (sibling ? " (K-64 algorithm)" : " (own algorithm)"), o, 1e-2);
+            }
+        }
+    }
+
+    @Test
     void denseLinearWithBiasBetaAndInputGrad() {
         long m = 37, k = 61, n = 129;
         for (DType t : new DType[] {F32, BF16}) {
@@ -691,7 +713,9 @@ class CudaKernelsTest {
     @Test
     void quantizedGemvMatchesCpuLinear() {
         Object[][] shapes = {{BaseFormat.NF4, 96L, 256L}, {BaseFormat.NF4, 37L, 61L}, {BaseFormat.NF4_DQ, 64L, 3072L}, {BaseFormat.NF4_DQ, 37L, 61L},
-                {BaseFormat.INT8, 96L, 256L}, {BaseFormat.INT8, 37L, 61L}, {BaseFormat.INT4, 64L, 3072L}, {BaseFormat.INT4, 37L, 61L}};
+                {BaseFormat.INT8, 96L, 256L}, {BaseFormat.INT8, 37L, 61L}, {BaseFormat.INT4, 64L, 3072L}, {BaseFormat.INT4, 37L, 61L},
+                {BaseFormat.Q8_0, 37L, 96L}, {BaseFormat.Q8_0, 64L, 3072L}, {BaseFormat.Q4_0, 37L, 160L}, {BaseFormat.Q4_0, 64L, 3072L},
+                {BaseFormat.Q4_K, 37L, 512L}, {BaseFormat.Q4_K, 64L, 3072L}};
         for (Object[] s : shapes) {
             BaseFormat f = (BaseFormat) s[0];
             long n = (Long) s[1], k = (Long) s[2];
@@ -767,7 +791,7 @@ class CudaKernelsTest {
             "dequant_int8", "dequant_int4", "dequant_q8_0", "dequant_q4_0", "dequant_q4_k", "attn_delta", "attn_fwd_generic",
             "attn_bwd_dq_generic", "attn_bwd_dkdv_generic"};
         for (String op : perType) for (String t : ts) names.add("impasto_" + op + "_" + t);
-        for (String f : new String[] {"nf4", "int8", "int4"})
+        for (String f : new String[] {"nf4", "int8", "int4", "q8_0", "q4_0", "q4_k"})
             for (int mb : new int[] {1, 2, 4}) for (String t : new String[] {"f32", "bf16"}) names.add("impasto_gemv_" + f + "_m" + mb + "_" + t);
         for (String k : new String[] {"attn_fwd_mma", "attn_bwd_dq_mma", "attn_bwd_dkdv_mma"})
             for (int d : new int[] {64, 128}) for (String t : new String[] {"bf16", "f16"}) names.add("impasto_" + k + "_d" + d + "_" + t);
