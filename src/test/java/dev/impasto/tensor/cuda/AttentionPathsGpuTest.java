@@ -54,7 +54,8 @@ class AttentionPathsGpuTest {
                         String line = String.format("%-5s B%d H%d L%d D%d %s: out %.2e lse %.2e dq %.2e dk %.2e dv %.2e", path, b, h, l, d,
                                 strided ? "strided" : "contig ", eo, el, eq, ek, ev);
                         System.out.println("[attention] " + line);
-                        if (!(eo < 2e-2 && eq < 3e-2 && ek < 3e-2 && ev < 3e-2)) bad.add(line);
+                        // bf16 bound of the op-library issue (relative L2 <= 1e-2); measured 1.7-2.6e-3 on the H100 for all three
+                        if (!(eo <= 1e-2 && eq <= 1e-2 && ek <= 1e-2 && ev <= 1e-2 && el <= 1e-4)) bad.add(line);
                     } catch (RuntimeException e) {
                         String line = path + " " + java.util.Arrays.toString(s) + (strided ? " strided" : "") + ": " + e.getMessage();
                         System.out.println("[attention] " + line);
