@@ -8,10 +8,12 @@ import java.awt.image.BufferedImage;
  * so the aspect is kept); a centred size x size crop (top = (h - size) // 2, left likewise); values / 255; then
  * (v - mean) / std per channel with OpenAI's statistics; channels first.
  *
- * <p>The resize is PIL's (Image.resize with BICUBIC, as CLIPImageProcessor calls it): separable, horizontal pass
- * first, each pass rounded to 8 bits; the cubic kernel (a = -0.5) is widened by the scale factor when shrinking, so
- * every source pixel contributes (antialiasing). PIL computes the weights in 22-bit fixed point, this class in
- * doubles: an output value can differ by one level where a sum lands on a rounding boundary.
+ * <p>The resize is PIL's (Image.resize with BICUBIC, as transformers 4's CLIPImageProcessor calls it; transformers 5's
+ * uses torchvision's antialiased bicubic, the same filter): separable, horizontal pass first, each pass rounded to 8
+ * bits; the cubic kernel (a = -0.5) is widened by the scale factor when shrinking, so every source pixel contributes
+ * (antialiasing). PIL and torchvision compute the weights in fixed point, this class in doubles: an output value can
+ * differ by one level where a sum lands on a rounding boundary (ClipModelGoldenTest: at most 1 level, 0.012 on
+ * average, against both).
  */
 public final class ClipImages {
     private ClipImages() {}
