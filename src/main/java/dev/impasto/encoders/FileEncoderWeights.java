@@ -75,6 +75,11 @@ public final class FileEncoderWeights implements EncoderWeights {
         return set.tensors().stream().limit(3).map(StoredTensor::name).toList().toString();
     }
 
+    /** The weight file actually read (a folder's weight file, or the index of shards), for error messages. */
+    public Path path() {
+        return files.resolved();
+    }
+
     /** Canonical keys present. */
     public java.util.Set<String> keys() {
         return byKey.keySet();

@@ -31,11 +31,14 @@ public record EvalResult(String format, int version, String title, String create
      * One set of pictures. kind: train, base or lora. w1ToTraining: Wasserstein-1 to the training pictures' distribution
      * per metric; w1ToTrainingSd: the same divided by the training distribution's standard deviation; gapClosed:
      * 1 - w1ToTraining / base's w1ToTraining (1 = matches training, 0 = no closer than the base, negative = further);
-     * styleScore: the mean of gapClosed; distanceSd: the mean of w1ToTrainingSd.
+     * styleScore: the mean of gapClosed; distanceSd: the mean of w1ToTrainingSd. With a CLIP model: clipScore, the mean
+     * CLIP score of the set's pictures; clipScoreSummary, their distribution; clipScoreByPrompt, the mean over seeds per
+     * prompt (as sent to the model). All three are null for the training pictures and without a CLIP model.
      */
     public record SetResult(String name, String kind, String lora, double scale, int count, Map<String, Distributions.Summary> summary,
                             Map<String, Double> w1ToTraining, Map<String, Double> w1ToTrainingSd, Map<String, Double> w1ToBase,
-                            Map<String, Double> gapClosed, Double styleScore, Double distanceSd, Kid.Result kid, Double clipScore) {}
+                            Map<String, Double> gapClosed, Double styleScore, Double distanceSd, Kid.Result kid, Double clipScore,
+                            Distributions.Summary clipScoreSummary, Map<String, Double> clipScoreByPrompt) {}
 
     public record ImageResult(String set, String prompt, boolean transfer, long seed, String file, Map<String, Double> metrics, Double clipScore, long millis) {}
 

@@ -74,6 +74,7 @@ public final class Evaluator {
         final Map<String, List<Double>> metrics = new LinkedHashMap<>();
         final List<float[]> features = new ArrayList<>();
         final List<Double> clipScores = new ArrayList<>();
+        final Map<String, List<Double>> clipByPrompt = new LinkedHashMap<>();
         final Map<String, BufferedImage> thumbs = new HashMap<>();
 
         double[] values(String key) {
@@ -102,10 +103,9 @@ public final class Evaluator {
 
         // the reference: the training pictures
         Gathered train = new Gathered();
-        for (TrainingImages.Item it : training.items()) {
+        for (TrainingImages.Item it : training.items())
             ImageMetrics.measure(it.image(), analysis).forEach((k, v) -> train.metrics.computeIfAbsent(k, x -> new ArrayList<>()).add(v));
-            if (kidFeatures != null) train.features.add(kidFeatures.image(it.image()));
-        }
+        if (kidFeatures != null) train.features.addAll(List.of(kidFeatures.images(training.items().stream().map(TrainingImages.Item::image).toList())));
 
         List<EvalResult.ImageResult> images = new ArrayList<>();
         Map<String, Gathered> inDomain = new LinkedHashMap<>(), transfer = new LinkedHashMap<>();
@@ -125,11 +125,14 @@ public final class Evaluator {
                                     settings.width, settings.height, sp.lora, sp.lora == null ? 0 : sp.scale), null);
                             Map<String, Double> m = ImageMetrics.measure(r.image(), analysis);
                             m.forEach((k, v) -> g.metrics.computeIfAbsent(k, x -> new ArrayList<>()).add(v));
-                            if (kidFeatures != null) g.features.add(kidFeatures.image(r.image()));
+                            // with --features clip the KID features are the CLIP image embeddings: computed once
+                            float[] clipImage = clip == null ? null : clip.image(r.image());
+                            if (kidFeatures != null) g.features.add(kidFeatures == clip ? clipImage : kidFeatures.image(r.image()));
                             Double cs = null;
                             if (clip != null) {
-                                cs = ClipScore.score(clip.image(r.image()), textEmb.computeIfAbsent(prompt, clip::text));
+                                cs = ClipScore.score(clipImage, textEmb.computeIfAbsent(prompt, clip::text));
                                 g.clipScores.add(cs);
+                                g.clipByPrompt.computeIfAbsent(prompt, x -> new ArrayList<>()).add(cs);
                             }
                             String file = null;
                             if (settings.saveImages) {
@@ -167,7 +170,7 @@ public final class Evaluator {
         if (kidFeatures == null) notes.add("KID: no image feature extractor was given.");
         else if (kidFeatures instanceof PaletteTextureFeatures)
             notes.add("KID is computed on weight-free palette/texture histograms: it compares colour and texture distributions only and is not comparable with KID on Inception or CLIP features.");
-        if (clip == null) notes.add("CLIP score: no CLIP model was given (CLIP weights are not part of this build).");
+        if (clip == null) notes.add("CLIP score: no CLIP model was given (--clip).");
         if (settings.transferPrompts.isEmpty()) notes.add("Style transfer: no transfer prompts were given.");
         return new EvalResult(EvalResult.FORMAT, 1, settings.title, Instant.now().toString(), (System.nanoTime() - t0) / 1e9, info.model(), info.backend(),
                 settings, analysis, training.description(), training.genres(), li, compared, metrics, sets, transferSets, images,
@@ -205,9 +208,17 @@ public final class Evaluator {
         Kid.Result kid = null;
         if (kidFeatures != null && g.features.size() >= 2 && train.features.size() >= 2)
             kid = Kid.estimate(g.features.toArray(float[][]::new), train.features.toArray(float[][]::new), settings.kidSubsets, settings.kidSubsetSize, 1234);
-        Double cs = g.clipScores.isEmpty() ? null : g.clipScores.stream().mapToDouble(Double::doubleValue).average().orElse(0);
+        Double cs = null;
+        Distributions.Summary csSummary = null;
+        Map<String, Double> csByPrompt = null;
+        if (!g.clipScores.isEmpty()) {
+            csSummary = Distributions.summary(g.clipScores.stream().mapToDouble(Double::doubleValue).toArray());
+            cs = csSummary.mean();
+            csByPrompt = new LinkedHashMap<>();
+            for (var e : g.clipByPrompt.entrySet()) csByPrompt.put(e.getKey(), e.getValue().stream().mapToDouble(Double::doubleValue).average().orElseThrow());
+        }
         return new EvalResult.SetResult(name, kind, lora, scale, g.values(ImageMetrics.Metric.COLOURFULNESS.key).length, summary, w1t, w1sd, w1b, gap,
-                gapN == 0 ? null : gapSum / gapN, sdN == 0 ? null : sdSum / sdN, kid, cs);
+                gapN == 0 ? null : gapSum / gapN, sdN == 0 ? null : sdSum / sdN, kid, cs, csSummary, csByPrompt);
     }
 
     /** The run.json fields the comparison shows: the usual suspects, plus every field whose value differs between the runs. */
@@ -286,6 +297,13 @@ public final class Evaluator {
             String file = "plots/hist-" + m.key + ".png";
             Charts.histogram(out.resolve(file), m.label + ": training vs base vs LoRA", m.label, series, 20, true);
             figs.add(new EvalResult.Figure(file, m.label + " — " + m.description));
+        }
+        if (clip != null) {
+            Map<String, double[]> series = new LinkedHashMap<>();
+            for (Spec s : shown) series.put(s.name, inDomain.get(s.name).clipScores.stream().mapToDouble(Double::doubleValue).toArray());
+            Charts.histogram(out.resolve("plots/hist-clip-score.png"), "CLIP score: base vs LoRA", "CLIP score", series, 20, true);
+            figs.add(new EvalResult.Figure("plots/hist-clip-score.png", "CLIP score — 2.5 max(cos(image, prompt), 0) with " + clip.name()
+                    + ": how well each picture follows its prompt (higher is closer)"));
         }
         Map<String, Double> score = new LinkedHashMap<>();
         for (EvalResult.SetResult s : sets) if ("lora".equals(s.kind()) && s.styleScore() != null) score.put(s.name(), s.styleScore());

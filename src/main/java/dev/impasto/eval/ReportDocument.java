@@ -62,6 +62,7 @@ public record ReportDocument(String title, String subtitle, List<Block> blocks) 
             h.addAll(r.comparedFields());
             h.addAll(List.of("final loss", "style gap closed", "distance (SD)"));
             if (r.kidFeatures() != null) h.add("KID");
+            if (r.clipModel() != null) h.add("CLIP score");
             rows = new ArrayList<>();
             for (EvalResult.LoraInfo l : r.loras()) {
                 EvalResult.SetResult x = loraSets.stream().filter(y -> l.name().equals(y.lora()) && y.scale() == 1.0).findFirst()
@@ -72,6 +73,7 @@ public record ReportDocument(String title, String subtitle, List<Block> blocks) 
                 row.add(new Cell(x == null ? "–" : fmt(x.styleScore()), x != null && best != null && best.equals(x.styleScore())));
                 row.add(Cell.of(x == null ? "–" : fmt(x.distanceSd())));
                 if (r.kidFeatures() != null) row.add(Cell.of(x == null || x.kid() == null ? "–" : fmt(x.kid().mean())));
+                if (r.clipModel() != null) row.add(Cell.of(x == null ? "–" : fmt(x.clipScore())));
                 rows.add(row);
             }
             b.add(new Table(h, rows, false));
@@ -82,7 +84,19 @@ public record ReportDocument(String title, String subtitle, List<Block> blocks) 
         b.add(metricTable(r, r.sets(), true));
         b.add(new Text("Wasserstein-1 distance to the training pictures (in brackets: the gap closed relative to the base)."));
         b.add(metricTable(r, r.sets(), false));
-        for (EvalResult.Figure f : r.plots()) b.add(new Figure(f.file(), f.caption()));
+        for (EvalResult.Figure f : r.plots()) if (!f.file().equals(CLIP_PLOT)) b.add(new Figure(f.file(), f.caption()));
+
+        if (r.clipModel() != null) {
+            b.add(new Heading(2, "CLIP score"));
+            b.add(new Text("Prompt adherence: 2.5 × max(cos(picture, prompt), 0) between the picture's and the prompt's embeddings with "
+                    + r.clipModel() + " (Hessel et al. 2021; higher means the picture follows its prompt more closely; about 0.75–0.9 "
+                    + "for a good picture of its prompt with ViT-L/14). A style LoRA may trade some of it for the style: compare each "
+                    + "set with the base, which drew the same prompts and seeds."));
+            b.add(clipTable(r.sets()));
+            b.add(new Text("Mean CLIP score per prompt (over the seeds)."));
+            b.add(clipByPrompt(r.sets(), s.prompts.stream().map(s::expand).toList()));
+            for (EvalResult.Figure f : r.plots()) if (f.file().equals(CLIP_PLOT)) b.add(new Figure(f.file(), f.caption()));
+        }
 
         b.add(new Heading(2, "Pictures"));
         b.add(new Text("The same prompts and seeds in every row."));
@@ -96,6 +110,11 @@ public record ReportDocument(String title, String subtitle, List<Block> blocks) 
             b.add(new Bullets(s.transferPrompts.stream().map(s::expand).toList()));
             b.add(metricTable(r, r.transferSets(), true));
             b.add(metricTable(r, r.transferSets(), false));
+            if (r.clipModel() != null) {
+                b.add(new Text("CLIP score on the transfer prompts: does the subject survive the style?"));
+                b.add(clipTable(r.transferSets()));
+                b.add(clipByPrompt(r.transferSets(), s.transferPrompts.stream().map(s::expand).toList()));
+            }
             for (EvalResult.Figure f : r.grids()) if (f.file().contains("/transfer-")) b.add(new Figure(f.file(), f.caption()));
         }
 
@@ -137,6 +156,42 @@ public record ReportDocument(String title, String subtitle, List<Block> blocks) 
         b.add(new Table(h, rows, true));
         String sub = r.created() + " · model " + r.model() + " on " + r.backend() + " · " + fmt(r.seconds()) + " s · " + r.images().size() + " pictures generated";
         return new ReportDocument(r.title(), sub, b);
+    }
+
+    /** The CLIP score histogram, shown in the CLIP score section rather than with the pixel metrics. */
+    static final String CLIP_PLOT = "plots/hist-clip-score.png";
+
+    /** Per set: the CLIP score's distribution and its mean's difference from the base's. */
+    private static Table clipTable(List<EvalResult.SetResult> sets) {
+        Double base = sets.stream().filter(x -> "base".equals(x.kind())).map(EvalResult.SetResult::clipScore).findFirst().orElse(null);
+        List<List<Cell>> rows = new ArrayList<>();
+        for (EvalResult.SetResult x : sets) {
+            if ("train".equals(x.kind())) continue;
+            Distributions.Summary c = x.clipScoreSummary();
+            rows.add(List.of(Cell.of(x.name()), Cell.of(c == null ? "–" : fmt(c.mean()) + " ± " + fmt(c.std())), Cell.of(c == null ? "–" : fmt(c.median())),
+                    Cell.of(c == null ? "–" : fmt(c.p10()) + " – " + fmt(c.p90())),
+                    Cell.of("base".equals(x.kind()) || base == null || x.clipScore() == null ? "–" : signed(x.clipScore() - base))));
+        }
+        return new Table(List.of("set", "CLIP score (mean ± SD)", "median", "10th – 90th percentile", "vs base"), rows, false);
+    }
+
+    /** Rows: prompts; columns: sets; cells: the mean CLIP score over the seeds. */
+    private static Table clipByPrompt(List<EvalResult.SetResult> sets, List<String> prompts) {
+        List<EvalResult.SetResult> shown = sets.stream().filter(x -> !"train".equals(x.kind())).toList();
+        List<String> h = new ArrayList<>(List.of("prompt"));
+        for (EvalResult.SetResult x : shown) h.add(x.name());
+        List<List<Cell>> rows = new ArrayList<>();
+        for (String p : new java.util.LinkedHashSet<>(prompts)) {
+            List<Cell> row = new ArrayList<>(List.of(Cell.of(p)));
+            for (EvalResult.SetResult x : shown) row.add(Cell.of(x.clipScoreByPrompt() == null ? "–" : fmt(x.clipScoreByPrompt().get(p))));
+            rows.add(row);
+        }
+        return new Table(h, rows, false);
+    }
+
+    private static String signed(double v) {
+        String f = fmt(v);
+        return v > 0 && !f.equals("0") ? "+" + f : f;
     }
 
     private static List<Cell> kv(String k, String v) {

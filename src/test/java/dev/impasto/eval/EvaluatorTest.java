@@ -79,6 +79,13 @@ class EvaluatorTest {
         assertTrue(full.kid().mean() < base.kid().mean() / 2, full.kid() + " vs " + base.kid());
         // CLIP score: paler pictures match the pure colour words less
         assertTrue(base.clipScore() > full.clipScore() && full.clipScore() > 1.5, base.clipScore() + " vs " + full.clipScore());
+        // ... per prompt (mean over the four seeds) and as a distribution over the set's eight pictures
+        assertEquals(List.of("red", "blue"), List.copyOf(full.clipScoreByPrompt().keySet()));
+        assertEquals(full.clipScore(), (full.clipScoreByPrompt().get("red") + full.clipScoreByPrompt().get("blue")) / 2, 1e-12);
+        assertEquals(8, full.clipScoreSummary().count());
+        assertEquals(full.clipScore(), full.clipScoreSummary().mean(), 1e-12);
+        assertNull(train.clipScore());
+        assertNull(train.clipScoreSummary());
 
         // the style-transfer prompts: their own sets, pictures and grid
         assertEquals(List.of("base", "pale x0.5", "pale"), r.transferSets().stream().map(EvalResult.SetResult::name).toList());
@@ -93,7 +100,7 @@ class EvaluatorTest {
         assertEquals(24 + 20 + 3 * 68 + 4, grid.getHeight());
         assertTrue(Files.isRegularFile(out.resolve("grids/transfer-00-grey.png")));
         assertTrue(Files.isRegularFile(out.resolve("grids/training.png")));
-        assertEquals(5 + 2, r.plots().size());
+        assertEquals(5 + 2 + 1, r.plots().size()); // metric histograms, style score, scale sweep, CLIP score histogram
         for (EvalResult.Figure f : r.plots()) assertTrue(Files.size(out.resolve(f.file())) > 5000, f.file());
 
         // report.json round-trips and holds no NaN; report.html is self-contained and escaped
@@ -111,11 +118,56 @@ class EvaluatorTest {
         assertFalse(html.contains("src=\"grids/") || html.contains("src=\"plots/"));
         assertTrue(html.contains("test &lt;report&gt;") && !html.contains("test <report>"));
         assertTrue(html.contains("colour-clip (test)"));
+        assertTrue(html.contains("<h2>CLIP score</h2>") && html.contains("<th>vs base</th>") && html.contains("Mean CLIP score per prompt"), "CLIP section");
+        assertTrue(html.contains("<td>red</td>"), "a row per prompt");
         String md = Files.readString(MarkdownReport.write(r, out));
         assertTrue(md.startsWith("# test &lt;report>\n"), md.substring(0, 40));
         assertTrue(md.contains("![") && md.contains("](grids/prompt-00-red.png)"), md);
         assertTrue(md.contains("| pale | 8 | **"), "the best LoRA set is bold: " + md);
         assertEquals(r.plots().size() + r.grids().size(), md.split("!\\[", -1).length - 1);
+    }
+
+    /** A CLIP that counts the pictures it embeds. */
+    static final class CountingClip implements FeatureExtractor {
+        final KidAndClipTest.ColourClip inner = new KidAndClipTest.ColourClip();
+        int images;
+
+        @Override
+        public String name() {
+            return "counting clip";
+        }
+
+        @Override
+        public float[] image(BufferedImage image) {
+            images++;
+            return inner.image(image);
+        }
+
+        @Override
+        public boolean hasText() {
+            return true;
+        }
+
+        @Override
+        public float[] text(String prompt) {
+            return inner.text(prompt);
+        }
+    }
+
+    @Test
+    void oneClipForKidAndTheClipScoreEmbedsEachPictureOnce(@TempDir Path out) throws Exception {
+        FakeGenerator g = new FakeGenerator();
+        EvalSettings s = settings();
+        s.transferPrompts = new ArrayList<>();
+        s.scales = new ArrayList<>(List.of(1.0));
+        s.saveImages = false;
+        CountingClip clip = new CountingClip();
+        EvalResult r = new Evaluator(g, s, List.of(new EvalLora("pale", out.resolve("x"), null, null, null)), paleTraining(g), clip, clip, out, QUIET).run();
+        assertEquals(16 + 2 * 8, clip.images, "16 training pictures and 16 generated ones, each embedded once");
+        assertEquals("counting clip", r.kidFeatures());
+        assertEquals("counting clip", r.clipModel());
+        assertNotNull(r.set("pale", false).kid());
+        assertTrue(r.set("pale", false).kid().mean() < r.set("base", false).kid().mean());
     }
 
     @Test

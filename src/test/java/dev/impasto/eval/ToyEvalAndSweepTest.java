@@ -123,6 +123,58 @@ class ToyEvalAndSweepTest {
     }
 
     @Test
+    void evalWithATinyRandomClipScoresEveryPictureAndComputesKidOnItsEmbeddings() throws Exception {
+        assertEquals(0, sweepRc, sweepOut);
+        Path run = runs.resolve("lr-lr1e-3"), out = dir.resolve("clip-eval");
+        Run r = run(new EvalCommand(), "--run", run.toString(), "--seeds", "1,2", "--steps", "8", "--clip", "tiny-random", "--features", "clip",
+                "--no-images", "--out", out.toString());
+        assertEquals(0, r.rc, r.out + r.err);
+        assertTrue(r.out.contains("CLIP score with tiny random CLIP") && r.out.contains("also the KID features"), r.out);
+        JsonNode j = JSON.readTree(out.resolve("report.json").toFile());
+        String name = j.path("clipModel").asText();
+        assertTrue(name.startsWith("tiny random CLIP"), name);
+        assertEquals(name, j.path("kidFeatures").asText(), "KID on the CLIP extractor's embeddings");
+        EvalResult e = EvalResult.readJson(out.resolve("report.json"));
+        assertEquals(2 * 4 * 2, e.images().size());
+        for (String set : List.of("base", "lr-lr1e-3")) {
+            EvalResult.SetResult s = e.set(set, false);
+            double mean = 0;
+            for (EvalResult.ImageResult im : e.images())
+                if (im.set().equals(set)) {
+                    assertTrue(im.clipScore() != null && im.clipScore() >= 0 && im.clipScore() <= 2.5, set + " " + im.prompt() + ": " + im.clipScore());
+                    mean += im.clipScore() / 8;
+                }
+            assertEquals(mean, s.clipScore(), 1e-12, set);
+            assertTrue(Double.isFinite(s.clipScore()) && s.clipScore() >= 0 && s.clipScore() <= 2.5, set + ": " + s.clipScore());
+            assertEquals(8, s.clipScoreSummary().count());
+            assertTrue(s.clipScoreSummary().p10() <= s.clipScoreSummary().median() && s.clipScoreSummary().median() <= s.clipScoreSummary().p90());
+            assertEquals(List.of("disc", "square", "stripes", "ring"), List.copyOf(s.clipScoreByPrompt().keySet()));
+            for (double v : s.clipScoreByPrompt().values()) assertTrue(v >= 0 && v <= 2.5, s.clipScoreByPrompt().toString());
+            assertTrue(s.kid() != null && Double.isFinite(s.kid().mean()), set + ": " + s.kid());
+        }
+        assertEquals(null, e.set("training", false).clipScore());
+        assertTrue(e.plots().stream().anyMatch(f -> f.file().equals("plots/hist-clip-score.png")));
+        assertTrue(Files.isRegularFile(out.resolve("plots/hist-clip-score.png")));
+        String html = Files.readString(out.resolve("report.html"));
+        assertTrue(html.contains("<h2>CLIP score</h2>") && html.contains("Mean CLIP score per prompt"), "report.html has the CLIP section");
+    }
+
+    @Test
+    void clipOptionsAreChecked() {
+        assertEquals(0, sweepRc, sweepOut);
+        String run = runs.resolve("lr-lr1e-3").toString();
+        Run r = run(new EvalCommand(), "--run", run, "--features", "clip");
+        assertEquals(2, r.rc);
+        assertTrue(r.err.contains("--features clip needs a CLIP model: give --clip"), r.err);
+        r = run(new EvalCommand(), "--run", run, "--clip", dir.resolve("no-such-clip").toString());
+        assertEquals(2, r.rc);
+        assertTrue(r.err.contains("no-such-clip: no such file or folder"), r.err);
+        r = run(new EvalCommand(), "--run", run, "--features", "inception");
+        assertEquals(2, r.rc);
+        assertTrue(r.err.contains("--features: palette, clip or none, got inception"), r.err);
+    }
+
+    @Test
     void evalNeedsSomethingToEvaluate() {
         Run r = run(new EvalCommand());
         assertEquals(2, r.rc);

@@ -1,6 +1,7 @@
 package dev.impasto.eval.cli;
 
 import dev.impasto.api.ImageGenerator;
+import dev.impasto.eval.ClipFeatures;
 import dev.impasto.eval.EvalLora;
 import dev.impasto.eval.EvalResult;
 import dev.impasto.eval.EvalSettings;
@@ -34,15 +35,16 @@ import picocli.CommandLine.Spec;
 @Command(name = "eval", sortOptions = false, mixinStandardHelpOptions = true,
         description = "Generates every prompt x seed with the base model (LoRA strength 0) and with each LoRA (at each --scales "
                 + "strength), measures the pictures (colourfulness, near-black fraction, saturation, edge density, high-frequency "
-                + "energy; KID on features), compares them with the training pictures as distributions (Wasserstein-1) and writes "
+                + "energy; KID on features; with --clip the CLIP score), compares them with the training pictures as distributions (Wasserstein-1) and writes "
                 + "report.html (self-contained), report.json, a labelled grid per prompt, histograms and the pictures. Several "
                 + "LoRAs (--runs a,b,c) are compared side by side. Needs at least one of --lora, --run or --runs; with the toy "
                 + "model it needs nothing else.",
         footer = {"", "Examples:",
                 "  impasto eval --run runs/toy-lora",
                 "  impasto eval --runs runs/r8,runs/r16,runs/r32 --seeds 1-8 --out eval/ranks",
-                "  impasto eval --run runs/impressionism --model flux1-dev.safetensors --train-images curated --trigger mnt_impr \\",
-                "      --prompt \"a [trigger] painting of a harbour at dusk\" --transfer-prompt \"a [trigger] painting of a robot\""})
+                "  impasto eval --run runs/impressionism --model flux1-dev.safetensors --encoders FLUX.1-dev --train-images curated --trigger mnt_impr \\",
+                "      --prompt \"a [trigger] painting of a harbour at dusk\" --transfer-prompt \"a [trigger] painting of a robot\" \\",
+                "      --clip clip-vit-large-patch14 --features clip"})
 public final class EvalCommand implements Callable<Integer> {
     @Spec CommandLine.Model.CommandSpec spec;
 
@@ -92,9 +94,19 @@ public final class EvalCommand implements Callable<Integer> {
     @Option(names = "--max-train-images", paramLabel = "N", defaultValue = "200", description = "Use at most N training pictures, a seeded sample (default: ${DEFAULT-VALUE}).")
     int maxTrainImages;
 
-    @Option(names = "--features", paramLabel = "palette|none", defaultValue = "palette",
-            description = "Features for KID: palette (weight-free palette/texture histograms) or none (default: ${DEFAULT-VALUE}). CLIP/Inception features need weights this build cannot load yet.")
+    @Option(names = "--features", paramLabel = "palette|clip|none", defaultValue = "palette",
+            description = "Features for KID: palette (weight-free palette/texture histograms), clip (the --clip model's image embeddings) or none (default: ${DEFAULT-VALUE}).")
     String features;
+
+    @Option(names = "--clip", paramLabel = "DIR|FILE|tiny-random",
+            description = "A CLIP model for the CLIP score (prompt adherence, per picture) and for --features clip: openai/clip-vit-large-patch14's "
+                    + "folder or its model.safetensors (the whole CLIPModel: text and vision towers with their projections). tiny-random: "
+                    + "a miniature CLIP with random weights (tests: every code path, meaningless numbers). Runs on --device.")
+    String clip;
+
+    @Option(names = "--clip-tokenizer", paramLabel = "PATH",
+            description = "The CLIP model's tokenizer (tokenizer.json, or vocab.json and merges.txt, or their folder) when it is not beside --clip.")
+    Path clipTokenizer;
 
     @Option(names = "--analysis-size", paramLabel = "N", defaultValue = "0", description = "Shorter side the pictures are measured at, a power of two; 0 = from the size, at most 512 (default: ${DEFAULT-VALUE}).")
     int analysisSize;
@@ -124,6 +136,27 @@ public final class EvalCommand implements Callable<Integer> {
         }
     }
 
+    static final String TINY_RANDOM = "tiny-random";
+
+    /** The --clip model, or null; opened before the generator so that a wrong file fails before minutes of model loading. */
+    FeatureExtractor openClip() {
+        if (clip == null) {
+            if (clipTokenizer != null) throw new IllegalArgumentException("--clip-tokenizer needs --clip (the CLIP model's weights)");
+            return null;
+        }
+        if (clip.equalsIgnoreCase(TINY_RANDOM) && !Files.exists(Path.of(clip))) return ClipFeatures.tinyRandom(modelOptions.device, 1);
+        Path p = Path.of(clip);
+        if (!Files.exists(p))
+            throw new IllegalArgumentException("--clip " + clip + ": no such file or folder (give openai/clip-vit-large-patch14's folder or its model.safetensors, or tiny-random)");
+        if (clipTokenizer != null && !Files.exists(clipTokenizer)) throw new IllegalArgumentException("--clip-tokenizer " + clipTokenizer + ": no such file or folder");
+        try {
+            return ClipFeatures.open(modelOptions.device, p, clipTokenizer);
+        } catch (IOException e) {
+            // a wrong file is a usage error like any other option's: one line naming it, not a stack trace
+            throw new IllegalArgumentException("--clip: " + e.getMessage(), e);
+        }
+    }
+
     private int run(PrintWriter stdout) throws IOException {
         List<EvalLora> loras = new ArrayList<>();
         for (Path p : runDirs) loras.add(EvalLora.fromRun(p));
@@ -141,7 +174,13 @@ public final class EvalCommand implements Callable<Integer> {
         for (EvalLora l : loras) files.put(l.name(), l.file());
         Path outDir = out != null ? out : loras.size() == 1 && loras.getFirst().runDir() != null ? loras.getFirst().runDir().resolve("eval") : Path.of("eval");
 
-        try (ImageGenerator gen = modelOptions.open(files, toyBaseOf(loras), System.err)) {
+        String featureKind = features.toLowerCase(Locale.ROOT);
+        if (!List.of("palette", "clip", "none").contains(featureKind))
+            throw new IllegalArgumentException("--features: palette, clip or none, got " + features);
+        if (featureKind.equals("clip") && clip == null)
+            throw new IllegalArgumentException("--features clip needs a CLIP model: give --clip (openai/clip-vit-large-patch14's folder or model.safetensors)");
+
+        try (FeatureExtractor clipFeatures = openClip(); ImageGenerator gen = modelOptions.open(files, toyBaseOf(loras), System.err)) {
             ImageGenerator.Info info = gen.info();
             EvalSettings s = new EvalSettings();
             s.title = title != null ? title : loras.size() == 1 ? "impasto eval: " + loras.getFirst().name() : "impasto eval: " + String.join(" vs ", loras.stream().map(EvalLora::name).toList());
@@ -167,16 +206,16 @@ public final class EvalCommand implements Callable<Integer> {
             if (!problems.isEmpty()) throw new IllegalArgumentException("invalid settings:\n  " + String.join("\n  ", problems));
 
             TrainingImages train = trainingImages(loras, s);
-            FeatureExtractor kid = switch (features.toLowerCase(Locale.ROOT)) {
+            FeatureExtractor kid = switch (featureKind) {
                 case "palette" -> new PaletteTextureFeatures();
-                case "none" -> null;
-                default -> throw new IllegalArgumentException("--features: palette or none, got " + features
-                        + " (CLIP/Inception feature extractors need weights this build cannot load yet)");
+                case "clip" -> clipFeatures;
+                default -> null;
             };
             prepareOut(outDir);
             stdout.printf(Locale.ROOT, "[impasto] eval: %d LoRA(s) x %d strength(s) + base, %d prompts (+%d transfer) x %d seeds at %dx%d, %d steps; %s%n",
                     loras.size(), s.scales.size(), s.prompts.size(), s.transferPrompts.size(), s.seeds.size(), s.width, s.height, s.steps, train.description());
-            EvalResult r = new Evaluator(gen, s, loras, train, kid, null, outDir, System.err).run();
+            if (clipFeatures != null) stdout.println("[impasto] eval: CLIP score with " + clipFeatures.name() + (kid == clipFeatures ? ", also the KID features" : ""));
+            EvalResult r = new Evaluator(gen, s, loras, train, kid, clipFeatures, outDir, System.err).run();
             r.writeJson(outDir.resolve("report.json"));
             Path html = HtmlReport.write(r, outDir);
             MarkdownReport.write(r, outDir);
@@ -285,11 +324,14 @@ public final class EvalCommand implements Callable<Integer> {
 
     static void print(EvalResult r, PrintWriter o) {
         o.println("[impasto] eval done in " + String.format(Locale.ROOT, "%.1f s", r.seconds()) + ":");
-        o.printf(Locale.ROOT, "  %-28s %9s %12s%s%n", "set", "gap closed", "distance(SD)", r.kidFeatures() == null ? "" : "         KID");
+        o.printf(Locale.ROOT, "  %-28s %9s %12s%s%s%n", "set", "gap closed", "distance(SD)", r.kidFeatures() == null ? "" : "         KID",
+                r.clipModel() == null ? "" : "  CLIP score");
         for (EvalResult.SetResult s : r.sets()) {
-            o.printf(Locale.ROOT, "  %-28s %9s %12s%s%n", s.name(), s.styleScore() == null ? "-" : String.format(Locale.ROOT, "%.3f", s.styleScore()),
+            boolean train = "train".equals(s.kind());
+            o.printf(Locale.ROOT, "  %-28s %9s %12s%s%s%n", s.name(), s.styleScore() == null ? "-" : String.format(Locale.ROOT, "%.3f", s.styleScore()),
                     s.distanceSd() == null ? "-" : String.format(Locale.ROOT, "%.3f", s.distanceSd()),
-                    r.kidFeatures() == null || s.kid() == null || "train".equals(s.kind()) ? "" : String.format(Locale.ROOT, "   %9.4f", s.kid().mean()));
+                    r.kidFeatures() == null ? "" : s.kid() == null || train ? String.format(Locale.ROOT, "   %9s", "-") : String.format(Locale.ROOT, "   %9.4f", s.kid().mean()),
+                    r.clipModel() == null ? "" : s.clipScore() == null ? String.format(Locale.ROOT, "  %10s", "-") : String.format(Locale.ROOT, "  %10.4f", s.clipScore()));
         }
     }
 }

@@ -93,6 +93,15 @@ public final class SweepCommand implements Callable<Integer> {
     @Option(names = "--eval.trigger", paramLabel = "WORD", description = "Trigger word for [trigger] in the comparison prompts.")
     String evalTrigger;
 
+    @Option(names = "--eval.clip", paramLabel = "DIR|FILE", description = "CLIP model for the comparison's CLIP score (as eval's --clip).")
+    String evalClip;
+
+    @Option(names = "--eval.clip-tokenizer", paramLabel = "PATH", description = "Its tokenizer when not beside it (as eval's --clip-tokenizer).")
+    String evalClipTokenizer;
+
+    @Option(names = "--eval.features", paramLabel = "palette|clip|none", description = "KID features for the comparison (as eval's --features; default: palette).")
+    String evalFeatures;
+
     @Option(names = "--no-eval", description = "Train only; skip the comparison.")
     boolean noEval;
 
@@ -298,6 +307,9 @@ public final class SweepCommand implements Callable<Integer> {
         if (evalScales != null) a.addAll(List.of("--scales", evalScales));
         if (evalTrainImages != null) a.addAll(List.of("--train-images", evalTrainImages));
         if (evalTrigger != null) a.addAll(List.of("--trigger", evalTrigger));
+        if (evalClip != null) a.addAll(List.of("--clip", evalClip));
+        if (evalClipTokenizer != null) a.addAll(List.of("--clip-tokenizer", evalClipTokenizer));
+        if (evalFeatures != null) a.addAll(List.of("--features", evalFeatures));
         if (!"flux-toy".equals(config0.path("model").path("preset").asText())) a.addAll(List.of("--model", config0.path("model").path("weights").asText()));
         return a;
     }
