@@ -188,6 +188,24 @@ class ToyEvalAndSweepTest {
     }
 
     @Test
+    void aRealModelSweepHandsEvalTheModelAsTrainedAndItsEncoders() throws Exception {
+        Path w = Files.writeString(dir.resolve("flux1-dev.safetensors"), "not read by a dry run");
+        String[] common = {"--output", dir.resolve("real").toString(), "--weights", w.toString(), "--device", "cuda", "--set", "model.preset=flux-dev",
+            "--set", "model.baseFormat=nf4", "--grid", "lora.rank=8,16", "--dry-run"};
+        Run r = run(new SweepCommand(), common);
+        assertEquals(2, r.rc, r.out + r.err);
+        assertTrue(r.err.contains("--eval.encoders DIR is needed to compare runs of a real FLUX model"), r.err);
+        String[] withEncoders = java.util.stream.Stream.concat(java.util.Arrays.stream(common), java.util.stream.Stream.of("--eval.encoders", "/models/FLUX.1-dev"))
+                .toArray(String[]::new);
+        r = run(new SweepCommand(), withEncoders);
+        assertEquals(0, r.rc, r.out + r.err);
+        assertTrue(r.out.contains("impasto eval --runs ") && r.out.contains("--model " + w + " --arch flux-dev --base-format nf4 --device cuda --encoders /models/FLUX.1-dev"),
+                r.out);
+        String[] noEval = java.util.stream.Stream.concat(java.util.Arrays.stream(common), java.util.stream.Stream.of("--no-eval")).toArray(String[]::new);
+        assertEquals(0, run(new SweepCommand(), noEval).rc, "training only needs no encoders");
+    }
+
+    @Test
     void sweepDryRunPlansTheProduct() {
         Run r = run(new SweepCommand(), "--output", dir.resolve("dry").toString(), "--grid", "lora.rank+lora.alpha=4,8,16", "--grid", "optimizer.lr=1e-4,5e-4",
                 "--set", "training.steps=10", "--dry-run");

@@ -36,7 +36,8 @@ import picocli.CommandLine.Spec;
         footer = {"", "Examples:",
                 "  impasto sweep --grid lora.rank+lora.alpha=8,16,32 --set training.steps=200",
                 "  impasto sweep --name impr --cache cache/impressionism --weights flux1-dev.safetensors --device cuda \\",
-                "      --grid lora.rank+lora.alpha=16,32 --grid optimizer.lr=1e-4,2e-4 --eval.train-images curated --eval.trigger mnt_impr"})
+                "      --grid lora.rank+lora.alpha=16,32 --grid optimizer.lr=1e-4,2e-4 --eval.train-images curated --eval.trigger mnt_impr \\",
+                "      --eval.encoders FLUX.1-dev"})
 public final class SweepCommand implements Callable<Integer> {
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
     /** rank with alpha = rank (so the LoRA's scale stays 1 and the learning rate means the same at every rank) x learning rate. */
@@ -102,6 +103,10 @@ public final class SweepCommand implements Callable<Integer> {
     @Option(names = "--eval.features", paramLabel = "palette|clip|none", description = "KID features for the comparison (as eval's --features; default: palette).")
     String evalFeatures;
 
+    @Option(names = "--eval.encoders", paramLabel = "DIR",
+            description = "FLUX's text encoders and autoencoder for the comparison (as eval's --encoders): needed when the runs train a real FLUX model.")
+    String evalEncoders;
+
     @Option(names = "--no-eval", description = "Train only; skip the comparison.")
     boolean noEval;
 
@@ -124,10 +129,21 @@ public final class SweepCommand implements Callable<Integer> {
             err.println("impasto sweep: " + e.getMessage());
             return 2;
         }
+        boolean realModel = !"flux-toy".equals(configs.getFirst().path("model").path("preset").asText());
+        if (!noEval && realModel && evalEncoders == null) {
+            err.println("impasto sweep: --eval.encoders DIR is needed to compare runs of a real FLUX model (eval's --encoders: the folder with FLUX's "
+                    + "text encoders, tokenizers and autoencoder, e.g. a FLUX.1-dev download), or --no-eval to train only");
+            return 2;
+        }
         out.printf(Locale.ROOT, "[impasto] sweep %s: %d runs%n", name, plan.size());
         for (Planned p : plan) out.println("  " + p.name + "  " + p.values);
         if (dryRun) {
             for (Planned p : plan) out.println("  impasto train " + String.join(" ", p.args));
+            if (!noEval) {
+                List<String> planned = new ArrayList<>();
+                for (Planned p : plan) planned.add(output.resolve(p.name).toString());
+                out.println("  impasto eval " + String.join(" ", evalArgs(planned, output.resolve(name + "-comparison"), configs.getFirst())));
+            }
             out.flush();
             return 0;
         }
@@ -310,7 +326,12 @@ public final class SweepCommand implements Callable<Integer> {
         if (evalClip != null) a.addAll(List.of("--clip", evalClip));
         if (evalClipTokenizer != null) a.addAll(List.of("--clip-tokenizer", evalClipTokenizer));
         if (evalFeatures != null) a.addAll(List.of("--features", evalFeatures));
-        if (!"flux-toy".equals(config0.path("model").path("preset").asText())) a.addAll(List.of("--model", config0.path("model").path("weights").asText()));
+        JsonNode model = config0.path("model");
+        if (!"flux-toy".equals(model.path("preset").asText())) { // the runs' base model, held as they held it, with its encoders
+            a.addAll(List.of("--model", model.path("weights").asText(), "--arch", model.path("preset").asText(),
+                    "--base-format", model.path("baseFormat").asText("bf16"), "--device", config0.path("device").asText("auto")));
+            if (evalEncoders != null) a.addAll(List.of("--encoders", evalEncoders));
+        }
         return a;
     }
 }
