@@ -71,8 +71,8 @@ public final class LatentImages {
         g.setColor(new Color(245, 243, 238));
         g.fillRect(0, 0, out.getWidth(), out.getHeight());
         g.setColor(new Color(30, 30, 30));
-        boolean text = true;
-        try {
+        boolean text = dev.impasto.pipeline.image.Charts.fontsAvailable();
+        if (text) try {
             g.setFont(new Font(Font.SANS_SERIF, Font.BOLD, 14));
             if (title != null) g.drawString(title, pad, 17);
             g.setFont(new Font(Font.SANS_SERIF, Font.PLAIN, 12));

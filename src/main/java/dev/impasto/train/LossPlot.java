@@ -46,6 +46,7 @@ public final class LossPlot {
         r.setSeriesPaint(1, new Color(200, 70, 40));
         r.setSeriesStroke(1, new BasicStroke(2.2f));
         plot.setRenderer(r);
+        if (!dev.impasto.pipeline.image.Charts.fontsAvailable()) dev.impasto.pipeline.image.Charts.withoutText(chart); // a server without fonts
         dev.impasto.image.Png.write(chart.createBufferedImage(900, 480), png, java.util.Map.of("Software", "impasto"));
     }
 }

@@ -30,7 +30,7 @@ public final class ContactSheet {
         Graphics2D g = sheet.createGraphics();
         g.setColor(new Color(0x20, 0x20, 0x20));
         g.fillRect(0, 0, sheet.getWidth(), sheet.getHeight());
-        if (title != null) {
+        if (title != null && Charts.fontsAvailable()) { // no fonts (a bare server): the sheet without its title and labels
             g.setColor(Color.WHITE);
             g.setFont(new Font(Font.SANS_SERIF, Font.BOLD, 14));
             g.drawString(title, 6, 17);
@@ -52,7 +52,7 @@ public final class ContactSheet {
         Graphics2D g = sheet.createGraphics();
         try {
             g.drawImage(t, x0 + (cell - t.getWidth()) / 2, y0 + (cell - t.getHeight()) / 2, null);
-            if (label != null) {
+            if (label != null && Charts.fontsAvailable()) {
                 g.setRenderingHint(RenderingHints.KEY_TEXT_ANTIALIASING, RenderingHints.VALUE_TEXT_ANTIALIAS_ON);
                 g.setColor(new Color(0xdd, 0xdd, 0xdd));
                 g.setFont(new Font(Font.SANS_SERIF, Font.PLAIN, fontSize));
