@@ -79,6 +79,31 @@ class FullSizeEncodersGpuTest {
     }
 
     @Test
+    void clipVitLargeVisionTowerOnABatchOf16() {
+        // what impasto eval --clip runs per batch of pictures (openai/clip-vit-large-patch14: 24 layers, 257 tokens)
+        Assumptions.assumeTrue(Cuda.available(), "no GPU");
+        ClipVisionConfig c = ClipVisionConfig.large();
+        try (CudaBackend be = CudaBackend.open(0);
+             ClipVisionEncoder v = ClipVisionEncoder.load(c, be, DType.BF16, new RandomEncoderWeights(5), BaseFormat.BF16)) {
+            System.out.printf(Locale.ROOT, "random CLIP ViT-L/14 vision weights: %.2f GiB%n", v.weightBytes() / 1073741824.0);
+            int batch = 16, s = c.imageSize();
+            float[] pixels = new float[batch * 3 * s * s];
+            java.util.Random r = new java.util.Random(6);
+            for (int i = 0; i < pixels.length; i++) pixels[i] = (float) r.nextGaussian();
+            for (int rep = 0; rep < 2; rep++) {
+                be.resetPeak();
+                long before = used(), t = System.nanoTime();
+                try (ClipVisionEncoder.Output o = v.forward(pixels, batch)) {
+                    be.synchronize();
+                    if (rep == 1) report("CLIP ViT-L/14 vision (16 x 224x224)", be, System.nanoTime() - t, before);
+                    assertArrayEquals(new long[] {batch, c.projection()}, o.embeds().shape());
+                    assertTrue(finite(be.toFloats(o.embeds())));
+                }
+            }
+        }
+    }
+
+    @Test
     void autoencoderAt1024() {
         Assumptions.assumeTrue(Cuda.available(), "no GPU");
         try (CudaBackend be = CudaBackend.open(0);
