@@ -249,10 +249,6 @@ public final class Trainer {
                     st.nonFiniteInARow++;
                     log.printf(Locale.ROOT, "%n[impasto] step %d: non-finite %s (loss %s, grad norm %s): step skipped (%d in a row)%n", step,
                             Double.isFinite(lossV) ? "gradient" : "loss", lossV, gradNorm, st.nonFiniteInARow);
-                    if (st.nonFiniteInARow >= cfg.training.maxNonFiniteSteps)
-                        throw new TrainingDivergedException("training stopped at step " + step + ": " + st.nonFiniteInARow
-                                + " steps in a row had a non-finite loss or gradient. Lower optimizer.lr (now " + cfg.optimizer.lr
-                                + "), keep optimizer.maxGradNorm on, or check the cache for bad latents (impasto inspect).");
                 }
                 st.step = step;
                 double secs = (System.nanoTime() - t0) / 1e9;
@@ -260,6 +256,11 @@ public final class Trainer {
                 row.put("step", step).put("loss", lossV).put("loss_ema", st.lossEma).put("lr", lr).put("grad_norm", gradNorm)
                         .put("epoch", st.epoch).put("skipped", !finite).put("peak_bytes", be.peakBytes()).put("seconds", secs);
                 if (lead) metrics.write(row);
+                // after the metrics row, so that metrics.jsonl shows the step that stopped the run too
+                if (!finite && st.nonFiniteInARow >= cfg.training.maxNonFiniteSteps)
+                    throw new TrainingDivergedException("training stopped at step " + step + ": " + st.nonFiniteInARow
+                            + " steps in a row had a non-finite loss or gradient. Lower optimizer.lr (now " + cfg.optimizer.lr
+                            + "), keep optimizer.maxGradNorm on, or check the cache for bad latents (impasto inspect).");
                 bar.set(step);
                 bar.status(String.format(Locale.ROOT, "loss %.4f (avg %.4f) | lr %.2e%s", lossV, st.lossEma, lr,
                         be.isGpu() ? String.format(Locale.ROOT, " | GPU %.1f GiB", be.peakBytes() / (double) (1L << 30)) : ""));
