@@ -439,7 +439,7 @@ public final class Trainer {
 
     // ------------------------------------------------------------------------------------------------ outputs
 
-    /** The LoRA weights to publish: the EMA when enabled, else the masters. */
+    /** Runs r with the LoRA weights to publish in the adapters: the EMA when enabled, else the masters as they are. */
     private void withPublishedWeights(Runnable r) {
         if (ema.isEmpty()) {
             r.run();
@@ -452,6 +452,7 @@ public final class Trainer {
             saved.add(s);
             be.copy(params.get(i), ema.get(i));
         }
+        for (LoraGroup g : groups) g.syncCompute(be); // a forward pass (sampling) reads the compute copies
         try {
             r.run();
         } finally {
@@ -537,8 +538,18 @@ public final class Trainer {
                         "seeds", cfg.sample.seeds.toString(), "Software", "impasto"));
     }
 
-    /** One sample [C, H, W] for a prompt (host floats). */
+    /**
+     * One sample [C, H, W] for a prompt (host floats), with the LoRA that is published: the EMA of the adapters when
+     * training.ema is on (so the sample grids and the toy report show lora.safetensors), else the masters.
+     */
     public float[] sampleLatent(TrainingSet.Item prompt, long seed, double loraScale) {
+        float[][] out = new float[1][];
+        withPublishedWeights(() -> out[0] = sampleCurrent(prompt, seed, loraScale));
+        return out[0];
+    }
+
+    /** One sample with the adapters as they are now. */
+    private float[] sampleCurrent(TrainingSet.Item prompt, long seed, double loraScale) {
         try (Tensor txt = be.fromFloats(prompt.text(), model.dtype, 1, prompt.textLen(), data.textDim());
              Tensor y = be.fromFloats(prompt.pooled(), model.dtype, 1, data.pooledDim());
              Tensor out = Sampler.sample(model, txt, y, prompt.height(), prompt.width(),

@@ -8,6 +8,7 @@ import dev.impasto.lora.LoadedLora;
 import dev.impasto.lora.LoraFileReader;
 import dev.impasto.model.LoraGroup;
 import dev.impasto.tensor.DType;
+import dev.impasto.tensor.Tensor;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -105,6 +106,55 @@ class EmaTest {
                 if (k.endsWith(".b")) assertTrue(relL2(last.get(k), initial.get(k)) > 0, k + " trained");
             }
             assertTrue(ToyRun.checkpoint(out.resolve("raw"), steps).keySet().stream().noneMatch(k -> k.endsWith(".ema")), "no EMA is kept");
+        }
+    }
+
+    /**
+     * With EMA on, the trainer samples (sample grids, sampleLatent, the toy report) what it publishes: a sample equals
+     * one from the same model carrying the lora.safetensors weights, not one from the raw masters; and swapping the EMA
+     * in and out for the grids along the way leaves the training itself bit for bit as without them.
+     */
+    @Test
+    void samplesShowThePublishedEmaWeights(@TempDir Path out) throws Exception {
+        TrainConfig c = ToyRun.config(out, "emasample", 6);
+        c.training.ema = 0.8;
+        c.sample.every = 2; // grids at steps 2, 4 and 6, each sampled with the EMA swapped in and out
+        Map<String, double[]> unsampled;
+        TrainConfig quiet = ToyRun.config(out, "unsampled", 6);
+        quiet.training.ema = 0.8;
+        try (ToyRun r = new ToyRun()) {
+            Trainer t = new Trainer(quiet, r.be, r.model, r.world(quiet), ToyRun.QUIET);
+            t.run(false);
+            unsampled = ToyRun.masters(r.be, t.groups());
+        }
+        try (ToyRun r = new ToyRun()) {
+            ToyWorld world = r.world(c);
+            Trainer t = new Trainer(c, r.be, r.model, world, ToyRun.QUIET);
+            t.run(false);
+            for (int k = 2; k <= 6; k += 2)
+                assertTrue(java.nio.file.Files.exists(out.resolve("emasample").resolve("samples").resolve(String.format("step-%06d.png", k))));
+            // sampling mid-run leaves the training untouched: the raw masters are those of the run without grids
+            Map<String, double[]> masters = ToyRun.masters(r.be, t.groups());
+            for (String k : unsampled.keySet()) assertArrayEquals(unsampled.get(k), masters.get(k), k);
+            float[] got = t.sampleLatent(world.prompt(1), 5, 1.0);
+            // references from a trainer without EMA on the same model and adapters: first the raw masters...
+            TrainConfig plain = ToyRun.config(out, "plain", 6);
+            Trainer ref = new Trainer(plain, r.be, r.model, world, ToyRun.QUIET);
+            assertEquals(t.groups(), ref.groups(), "the second trainer adopts the model's adapters");
+            float[] raw = ref.sampleLatent(world.prompt(1), 5, 1.0);
+            // ...then the weights of the published file
+            Map<String, double[]> lora = published(r, out.resolve("emasample").resolve("lora.safetensors"));
+            for (LoraGroup g : t.groups()) {
+                try (Tensor a = r.be.fromDoubles(lora.get(g.key + ".a"), DType.F32, g.a.shape());
+                     Tensor b = r.be.fromDoubles(lora.get(g.key + ".b"), DType.F32, g.b.shape())) {
+                    r.be.copy(g.a, a);
+                    r.be.copy(g.b, b);
+                }
+                g.syncCompute(r.be);
+            }
+            float[] want = ref.sampleLatent(world.prompt(1), 5, 1.0);
+            assertTrue(!java.util.Arrays.equals(raw, want), "EMA and raw weights sample alike: the test cannot tell them apart");
+            assertArrayEquals(want, got, "the trainer's sample is not the published (EMA) LoRA's");
         }
     }
 }
