@@ -205,7 +205,8 @@ public final class TrainConfig {
         if (optimizer.maxGradNorm < 0) p.add("optimizer.maxGradNorm: must be >= 0");
         if (!List.of("constant", "linear", "cosine").contains(schedule.type)) p.add("schedule.type: constant, linear or cosine, got " + schedule.type);
         if (schedule.warmupSteps < 0) p.add("schedule.warmupSteps: must be >= 0");
-        if (schedule.minLrRatio < 0 || schedule.minLrRatio > 1) p.add("schedule.minLrRatio: must be in [0, 1]");
+        // written so that NaN fails too (a NaN ratio made every decayed learning rate NaN; a NaN ema turned EMA off)
+        if (!(schedule.minLrRatio >= 0 && schedule.minLrRatio <= 1)) p.add("schedule.minLrRatio: must be in [0, 1]");
         if (training.steps < 1) p.add("training.steps: must be >= 1");
         if (training.batchSize < 1) p.add("training.batchSize: must be >= 1");
         if (training.gradAccum < 1) p.add("training.gradAccum: must be >= 1");
@@ -215,7 +216,7 @@ public final class TrainConfig {
             p.add("training.timestepSampling: " + e.getMessage());
         }
         if (training.captionDropout < 0 || training.captionDropout > 1) p.add("training.captionDropout: must be in [0, 1]");
-        if (training.ema < 0 || training.ema >= 1) p.add("training.ema: 0 (off) or a decay in (0, 1)");
+        if (!(training.ema >= 0 && training.ema < 1)) p.add("training.ema: 0 (off) or a decay in (0, 1)");
         if (training.maxNonFiniteSteps < 1) p.add("training.maxNonFiniteSteps: must be >= 1");
         if (checkpoint.every < 0) p.add("checkpoint.every: must be >= 0");
         if (checkpoint.keep < 1) p.add("checkpoint.keep: must be >= 1");

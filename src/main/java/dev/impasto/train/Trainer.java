@@ -249,10 +249,6 @@ public final class Trainer {
                     st.nonFiniteInARow++;
                     log.printf(Locale.ROOT, "%n[impasto] step %d: non-finite %s (loss %s, grad norm %s): step skipped (%d in a row)%n", step,
                             Double.isFinite(lossV) ? "gradient" : "loss", lossV, gradNorm, st.nonFiniteInARow);
-                    if (st.nonFiniteInARow >= cfg.training.maxNonFiniteSteps)
-                        throw new TrainingDivergedException("training stopped at step " + step + ": " + st.nonFiniteInARow
-                                + " steps in a row had a non-finite loss or gradient. Lower optimizer.lr (now " + cfg.optimizer.lr
-                                + "), keep optimizer.maxGradNorm on, or check the cache for bad latents (impasto inspect).");
                 }
                 st.step = step;
                 double secs = (System.nanoTime() - t0) / 1e9;
@@ -260,6 +256,11 @@ public final class Trainer {
                 row.put("step", step).put("loss", lossV).put("loss_ema", st.lossEma).put("lr", lr).put("grad_norm", gradNorm)
                         .put("epoch", st.epoch).put("skipped", !finite).put("peak_bytes", be.peakBytes()).put("seconds", secs);
                 if (lead) metrics.write(row);
+                // after the metrics row, so that metrics.jsonl shows the step that stopped the run too
+                if (!finite && st.nonFiniteInARow >= cfg.training.maxNonFiniteSteps)
+                    throw new TrainingDivergedException("training stopped at step " + step + ": " + st.nonFiniteInARow
+                            + " steps in a row had a non-finite loss or gradient. Lower optimizer.lr (now " + cfg.optimizer.lr
+                            + "), keep optimizer.maxGradNorm on, or check the cache for bad latents (impasto inspect).");
                 bar.set(step);
                 bar.status(String.format(Locale.ROOT, "loss %.4f (avg %.4f) | lr %.2e%s", lossV, st.lossEma, lr,
                         be.isGpu() ? String.format(Locale.ROOT, " | GPU %.1f GiB", be.peakBytes() / (double) (1L << 30)) : ""));
@@ -438,7 +439,7 @@ public final class Trainer {
 
     // ------------------------------------------------------------------------------------------------ outputs
 
-    /** The LoRA weights to publish: the EMA when enabled, else the masters. */
+    /** Runs r with the LoRA weights to publish in the adapters: the EMA when enabled, else the masters as they are. */
     private void withPublishedWeights(Runnable r) {
         if (ema.isEmpty()) {
             r.run();
@@ -451,6 +452,7 @@ public final class Trainer {
             saved.add(s);
             be.copy(params.get(i), ema.get(i));
         }
+        for (LoraGroup g : groups) g.syncCompute(be); // a forward pass (sampling) reads the compute copies
         try {
             r.run();
         } finally {
@@ -536,8 +538,18 @@ public final class Trainer {
                         "seeds", cfg.sample.seeds.toString(), "Software", "impasto"));
     }
 
-    /** One sample [C, H, W] for a prompt (host floats). */
+    /**
+     * One sample [C, H, W] for a prompt (host floats), with the LoRA that is published: the EMA of the adapters when
+     * training.ema is on (so the sample grids and the toy report show lora.safetensors), else the masters.
+     */
     public float[] sampleLatent(TrainingSet.Item prompt, long seed, double loraScale) {
+        float[][] out = new float[1][];
+        withPublishedWeights(() -> out[0] = sampleCurrent(prompt, seed, loraScale));
+        return out[0];
+    }
+
+    /** One sample with the adapters as they are now. */
+    private float[] sampleCurrent(TrainingSet.Item prompt, long seed, double loraScale) {
         try (Tensor txt = be.fromFloats(prompt.text(), model.dtype, 1, prompt.textLen(), data.textDim());
              Tensor y = be.fromFloats(prompt.pooled(), model.dtype, 1, data.pooledDim());
              Tensor out = Sampler.sample(model, txt, y, prompt.height(), prompt.width(),
