@@ -10,7 +10,12 @@ import dev.impasto.tensor.cuda.CudaBackend;
 public final class Backends {
     private Backends() {}
 
+    /** Callable from any thread; from a virtual thread a GPU backend is opened on impasto's device thread (see DeviceThread). */
     public static Backend open(String device) {
+        return dev.impasto.cuda.DeviceThread.call(() -> openHere(device));
+    }
+
+    private static Backend openHere(String device) {
         String d = device == null ? "auto" : device.trim().toLowerCase(java.util.Locale.ROOT);
         if (d.equals("cpu")) return new CpuBackend();
         if (d.equals("auto")) return Cuda.available() ? CudaBackend.open(0) : new CpuBackend();

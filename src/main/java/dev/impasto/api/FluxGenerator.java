@@ -1,5 +1,6 @@
 package dev.impasto.api;
 
+import dev.impasto.cuda.DeviceThread;
 import dev.impasto.encoders.FluxEncoders;
 import dev.impasto.io.flux.FluxCheckpoint;
 import dev.impasto.model.CheckpointWeights;
@@ -49,6 +50,16 @@ public final class FluxGenerator implements ImageGenerator {
      */
     public static FluxGenerator open(Backend be, FluxConfig config, Path transformer, BaseFormat baseFormat, FluxEncoders.Paths parts,
                                      Map<String, Path> loras) throws IOException {
+        try {
+            return DeviceThread.call(() -> openHere(be, config, transformer, baseFormat, parts, loras));
+        } catch (IllegalStateException e) {
+            if (e.getCause() instanceof IOException io) throw io;
+            throw e;
+        }
+    }
+
+    private static FluxGenerator openHere(Backend be, FluxConfig config, Path transformer, BaseFormat baseFormat, FluxEncoders.Paths parts,
+                                          Map<String, Path> loras) throws IOException {
         DType dt = be.isGpu() ? DType.BF16 : DType.F32;
         FluxCheckpoint ck = FluxCheckpoint.open(transformer);
         FluxEncoders enc = null;
@@ -66,6 +77,10 @@ public final class FluxGenerator implements ImageGenerator {
 
     /** Tiny random FLUX, encoders and VAE (FluxConfig.tiny() and FluxEncoders.Configs.tiny()): noise pictures, real code paths. */
     public static FluxGenerator tinyRandom(Backend be, long seed, Map<String, Path> loras) {
+        return DeviceThread.call(() -> tinyRandomHere(be, seed, loras));
+    }
+
+    private static FluxGenerator tinyRandomHere(Backend be, long seed, Map<String, Path> loras) {
         DType dt = be.isGpu() ? DType.BF16 : DType.F32;
         FluxEncoders enc = FluxEncoders.random(be, dt, FluxEncoders.Configs.tiny(), seed);
         FluxModel m = FluxModel.build(FluxConfig.tiny(), be, dt, new RandomWeights(be, dt, seed, 1.0));
@@ -76,8 +91,13 @@ public final class FluxGenerator implements ImageGenerator {
         return model;
     }
 
+    /** Callable from any thread: from a virtual thread the work runs on impasto's device thread ({@link DeviceThread}). */
     @Override
     public synchronized Result generate(Request r, IntConsumer onStep) {
+        return DeviceThread.call(() -> generateHere(r, onStep));
+    }
+
+    private Result generateHere(Request r, IntConsumer onStep) {
         long t0 = System.nanoTime();
         loras.select(model, r.lora());
         int f = encoders.latentFactor();
@@ -111,6 +131,13 @@ public final class FluxGenerator implements ImageGenerator {
 
     @Override
     public synchronized void close() {
+        DeviceThread.call(() -> {
+            closeHere();
+            return null;
+        });
+    }
+
+    private void closeHere() {
         loras.detach(model);
         model.close();
         encoders.close();

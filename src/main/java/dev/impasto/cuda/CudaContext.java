@@ -47,8 +47,9 @@ public final class CudaContext implements AutoCloseable {
         }
     }
 
-    /** Makes this context current on the calling thread. Cheap. */
+    /** Makes this context current on the calling thread, which must be a platform thread (see {@link DeviceThread}). Cheap. */
     public void makeCurrent() {
+        DeviceThread.requirePlatformThread();
         Cuda.check(cuCtxSetCurrent(context), "cuCtxSetCurrent");
     }
 

@@ -12,7 +12,8 @@ import java.lang.foreign.ValueLayout;
  * copy, and the per-op C shims for cuDNN / flash attention. Handles are opaque pointers that must be deleted.
  *
  * <p>libtorch keeps the current stream and grad mode per OS thread: {@link #bind()} sets our stream and grad mode
- * off on the calling thread (once per thread). Error codes carry no message; libtorch prints it on stderr.
+ * off on the calling thread (once per thread). That thread is a platform thread, so one OS thread: the CUDA backend
+ * refuses virtual threads ({@link DeviceThread}). Error codes carry no message; libtorch prints it on stderr.
  */
 public final class TorchRuntime {
     private final CudaContext ctx;
