@@ -422,6 +422,49 @@ struct Int4Gemv {
   }
 };
 
+// ------------------------------------------------------------------------------------------------ NF4 quantization
+
+// Quantize-on-load on the GPU: a dense weight (bf16 / f16 / f32, flattened) to NF4 codes and per-64 absmax, exactly as
+// dev.impasto.quant.Nf4.quantize does on the host (bitsandbytes' dQuantizeNF4): absmax = max |w| of the block,
+// x = w * (1 / absmax) (both IEEE-rounded), code = number of thresholds strictly below x (NaN, from an all-zero block,
+// gives 0), high nibble first; a missing last element of an odd-sized weight is quantized as 0 * (1 / absmax). One warp
+// per block of 64, a byte per lane. Non-finite weights cannot be held: the lowest such element index goes to *firstBad
+// (initialised to ~0 by the caller), and the host reports it.
+__device__ __forceinline__ int nf4_code(float x) {
+  const float t[15] = {-0.8480964004993439f, -0.6106329262256622f, -0.4599952697753906f, -0.33967943489551544f,
+                       -0.23460740596055984f, -0.13791173323988914f, -0.045525018125772476f, 0.03979014977812767f,
+                       0.1202552504837513f, 0.2035212516784668f, 0.2920137718319893f, 0.3893125355243683f,
+                       0.5016634166240692f, 0.6427869200706482f, 0.8614784181118011f};
+  int c = 0;
+#pragma unroll
+  for (int i = 0; i < 15; i++) c += x > t[i] ? 1 : 0;
+  return c;
+}
+
+template <typename T>
+__device__ void quant_nf4_impl(uint8_t* packed, float* absmax, u64* firstBad, const T* w, i64 n) {
+  const int lane = threadIdx.x & 31;
+  const i64 blocks = (n + 63) / 64;
+  for (i64 b = global_thread() >> 5; b < blocks; b += global_threads() >> 5) {
+    const i64 e = b * 64 + 2 * lane;
+    const bool has0 = e < n, has1 = e + 1 < n;
+    const float v0 = has0 ? to_f(w[e]) : 0.f, v1 = has1 ? to_f(w[e + 1]) : 0.f;
+    if (has0 && !isfinite(v0)) atomicMin(firstBad, (u64)e);
+    if (has1 && !isfinite(v1)) atomicMin(firstBad, (u64)(e + 1));
+    const float m = warp_max(fmaxf(fabsf(v0), fabsf(v1)));
+    const float inv = __fdiv_rn(1.f, m);
+    const int c0 = nf4_code(__fmul_rn(v0, inv)), c1 = nf4_code(__fmul_rn(v1, inv));  // v1 = 0 past the end
+    if (has0) packed[e >> 1] = (uint8_t)((c0 << 4) | c1);
+    if (lane == 0) absmax[b] = m;
+  }
+}
+
+#define QUANT_NF4(T, sfx)                                                                                                 \
+  IMPASTO_KERNEL void impasto_quant_nf4_##sfx(uint8_t* packed, float* absmax, u64* firstBad, const T* w, i64 n) {         \
+    quant_nf4_impl<T>(packed, absmax, firstBad, w, n);                                                                    \
+  }
+IMPASTO_FOR_TYPES(QUANT_NF4)
+
 // GGUF rows are whole blocks (the loader checks K), so row n starts at n * (K / blockElements) * blockBytes and 8
 // weights at k0 (k0 % 8 == 0) never straddle a block. The block layouts are those of the dequantizers above.
 __device__ __forceinline__ uint32_t load_u32_2aligned(const uint8_t* p) {

@@ -508,6 +508,43 @@ static void test_quant() {
     expect("dequant q4_0", std::vector<double>(o4.begin(), o4.end()), r4, 0);
     expect("dequant q4_k", std::vector<double>(okk.begin(), okk.end()), rk, 0);
   }
+  // NF4 quantization on the device: 4 full blocks (one all zero) and a partial one of 37 (odd: a lone last element),
+  // against the host quantizer's rules; then a NaN and an infinity: the lowest index is reported
+  {
+    const float th[15] = {-0.8480964004993439f, -0.6106329262256622f, -0.4599952697753906f, -0.33967943489551544f,
+                          -0.23460740596055984f, -0.13791173323988914f, -0.045525018125772476f, 0.03979014977812767f,
+                          0.1202552504837513f, 0.2035212516784668f, 0.2920137718319893f, 0.3893125355243683f,
+                          0.5016634166240692f, 0.6427869200706482f, 0.8614784181118011f};
+    auto code = [&](float x) { int c = 0; for (float t : th) c += x > t; return c; };
+    const long n = 4 * 64 + 37, blocks = 5;
+    auto wd = gauss(n, 0.05);
+    for (long i = 64; i < 128; i++) wd[i] = 0;
+    auto w = to_t<bf16>(wd);
+    std::vector<uint8_t> packed((n + 1) / 2, 0xAA);
+    std::vector<float> am(blocks, NAN);
+    unsigned long long bad = ~0ull;
+    emu_launch(impasto_quant_nf4_bf16, dim(1), dim(64), 0, packed.data(), am.data(), &bad, w.data(), n);
+    std::vector<double> rp(packed.size()), ra(blocks), gp(packed.size()), ga(blocks);
+    for (long b = 0; b < blocks; b++) {
+      float m = 0;
+      for (long i = b * 64; i < std::min(n, b * 64 + 64); i++) m = std::max(m, std::fabs(to_f(w[i])));
+      ra[b] = m;
+      float inv = 1.0f / m;
+      for (long i = b * 64; i < std::min(n, b * 64 + 64); i += 2) {
+        float v1 = i + 1 < n ? to_f(w[i + 1]) : 0.f;
+        rp[i / 2] = (code(to_f(w[i]) * inv) << 4) | code(v1 * inv);
+      }
+    }
+    for (size_t i = 0; i < packed.size(); i++) gp[i] = packed[i];
+    for (long b = 0; b < blocks; b++) ga[b] = am[b];
+    expect("quant nf4 codes (odd n, zero block)", gp, rp, 0);
+    expect("quant nf4 absmax", ga, ra, 0);
+    expect("quant nf4: finite weights report nothing", {(double)(bad == ~0ull)}, {1.0}, 0);
+    w[150] = cvt<bf16>(INFINITY);
+    w[100] = cvt<bf16>(NAN);
+    emu_launch(impasto_quant_nf4_bf16, dim(2), dim(64), 0, packed.data(), am.data(), &bad, w.data(), n);
+    expect("quant nf4: the first non-finite index", {(double)bad}, {100.0}, 0);
+  }
   // GGUF GEMV: rows of whole blocks (Q8_0 / Q4_0 [3, 96], Q4_K [3, 512]), weights from the dequantizer checked above,
   // x rows 1, 2 and 3 (buckets 1, 2, 4), bias bf16, beta 0.5; a misaligned block pointer takes the element path
   {

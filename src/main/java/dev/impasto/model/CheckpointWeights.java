@@ -54,12 +54,17 @@ public final class CheckpointWeights implements WeightProvider {
         WeightSource ws = ckpt.weight(key + ".weight");
         check(key + ".weight", ws.shape(), out, in);
         boolean quantize = format.quantized() && (quantizeEmbedders || inBlocks(key));
-        LinearWeight w = switch (ws) {
-            case WeightSource.Dense d -> denseSource(d, out, in, quantize ? format : denseFormat());
-            case WeightSource.BnbNf4 n -> n.swapHalves() ? WeightQuantizer.quantize(be, swap(nf4Floats(n), out, in), out, in, quantize ? format : denseFormat())
-                    : nf4(n, out, in, quantize);
-            case WeightSource.Gguf g -> gguf(g, out, in, quantize);
-        };
+        LinearWeight w;
+        try {
+            w = switch (ws) {
+                case WeightSource.Dense d -> denseSource(d, out, in, quantize ? format : denseFormat());
+                case WeightSource.BnbNf4 n -> n.swapHalves() ? WeightQuantizer.quantize(be, swap(nf4Floats(n), out, in), out, in, quantize ? format : denseFormat())
+                        : nf4(n, out, in, quantize);
+                case WeightSource.Gguf g -> gguf(g, out, in, quantize);
+            };
+        } catch (IllegalArgumentException e) { // e.g. a NaN in the file: say which tensor
+            throw new IllegalArgumentException(key + ".weight: " + e.getMessage(), e);
+        }
         Tensor b = null;
         if (bias) {
             WeightSource bs = ckpt.weight(key + ".bias");
@@ -119,6 +124,14 @@ public final class CheckpointWeights implements WeightProvider {
         // the common case, bf16 file -> bf16 weights: raw bytes straight to the device, no float round trip
         if (!f.quantized() && d.isSingle() && !d.swapHalves() && d.dtype() == dense && f == denseFormat())
             return new LinearWeight.Dense(be.fromBytes(d.single().data(), d.dtype(), dense, out, in));
+        // NF4 on a GPU: the file's bytes go up as they are and the device quantizes (bit-identical to the host quantizer,
+        // ~10x faster than converting and quantizing 12 B values on the host)
+        if ((f == BaseFormat.NF4 || f == BaseFormat.NF4_DQ) && be.isGpu() && d.isSingle() && !d.swapHalves()
+                && (d.dtype() == DType.BF16 || d.dtype() == DType.F16 || d.dtype() == DType.F32)) {
+            try (Tensor raw = be.fromBytes(d.single().data(), d.dtype(), d.dtype(), out, in)) {
+                return be.quantizeNf4(raw, f == BaseFormat.NF4_DQ);
+            }
+        }
         float[] v = d.toFloatArray();
         if (d.swapHalves()) v = swap(v, out, in);
         return WeightQuantizer.quantize(be, v, out, in, f);

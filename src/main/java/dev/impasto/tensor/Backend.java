@@ -117,6 +117,16 @@ public interface Backend extends AutoCloseable {
     /** The weight as a dense [out, in] tensor of {@code out}'s dtype (dequantisation). */
     void dequantize(Tensor out, LinearWeight w);
 
+    /**
+     * NF4 (blocks of 64; the absmax double-quantized when asked) of a dense [out, in] weight on this backend,
+     * bit-identical to {@link dev.impasto.quant.Nf4#quantize}: the quantize-on-load of the checkpoint loader. A non-finite
+     * weight is an IllegalArgumentException naming its element. The reference quantizes on the host.
+     */
+    default LinearWeight quantizeNf4(Tensor w, boolean doubleQuant) {
+        return dev.impasto.quant.WeightQuantizer.quantize(this, toFloats(w), w.rows(), w.cols(),
+                doubleQuant ? dev.impasto.quant.BaseFormat.NF4_DQ : dev.impasto.quant.BaseFormat.NF4);
+    }
+
     // ---------------------------------------------------------------- elementwise
 
     /** out = a + b. */

@@ -519,6 +519,37 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /** On the device (kernels/quant.cu impasto_quant_nf4_*): the bf16 file bytes go up as they are, the codes come out. */
+    @Override
+    public LinearWeight quantizeNf4(Tensor w, boolean doubleQuant) {
+        enter();
+        CudaTensor x = cu(w);
+        if (!x.isContiguous() || x.rank() != 2 || (x.dtype() != DType.BF16 && x.dtype() != DType.F16 && x.dtype() != DType.F32))
+            return Backend.super.quantizeNf4(w, doubleQuant);
+        long n = x.numel(), blocks = (n + 63) / 64;
+        Tensor packed = empty(DType.U8, (n + 1) / 2), absmax = empty(DType.F32, blocks);
+        try {
+            try (Tensor bad = fromBytes(MemorySegment.ofArray(new byte[] {-1, -1, -1, -1, -1, -1, -1, -1}), DType.I64, DType.I64, 1)) {
+                int grid = (int) Math.max(1, Math.min((blocks + 7) / 8, 65535L * 16)); // a warp per block of 64, 8 warps per CTA
+                kernel("impasto_quant_nf4_" + sfx(x.dtype())).launch(ctx.stream(), grid, 1, 1, 256, 1, 1, 0,
+                        cu(packed).address(), cu(absmax).address(), cu(bad).address(), x.address(), n);
+                long first = (long) toDoubles(bad)[0];
+                if (first != -1)
+                    throw new IllegalArgumentException("weight element " + first + " is not finite (NaN or infinite); NF4 can only hold finite values (is the checkpoint corrupt?)");
+            }
+            if (!doubleQuant) return new LinearWeight.Nf4(packed, absmax, null, null, 0, 64, 0, x.rows(), x.cols());
+            dev.impasto.quant.NestedAbsmax nest = dev.impasto.quant.Nf4.compressAbsmax(toFloats(absmax)); // small: 1/64 of the weight
+            absmax.close();
+            return new LinearWeight.Nf4(packed, fromBytes(MemorySegment.ofArray(nest.codes()), DType.U8, DType.U8, nest.codes().length),
+                    fromFloats(nest.nestedAbsmax(), DType.F32, nest.nestedAbsmax().length), fromFloats(nest.code(), DType.F32, 256), nest.offset(), 64,
+                    nest.blocksize(), x.rows(), x.cols());
+        } catch (RuntimeException e) {
+            packed.close();
+            absmax.close();
+            throw e;
+        }
+    }
+
     @Override
     public void dequantize(Tensor out, LinearWeight w) {
         enter();

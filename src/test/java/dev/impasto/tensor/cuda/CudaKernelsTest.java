@@ -740,6 +740,40 @@ class CudaKernelsTest {
     }
 
     @Test
+    void nf4QuantizationOnTheDeviceEqualsTheHostQuantizer() {
+        // quantize-on-load: odd element counts (a lone last element, a partial block), an all-zero block, bf16 / f16 / f32
+        // inputs, plain and double-quantized absmax; codes and absmax bit for bit against WeightQuantizer on the host
+        long[][] shapes = {{37, 61}, {64, 3072}, {3, 64}, {1, 5}};
+        for (DType t : new DType[] {BF16, F16, F32})
+            for (long[] sh : shapes)
+                for (boolean dq : new boolean[] {false, true}) {
+                    long n = sh[0], k = sh[1];
+                    double[] v = gauss(rnd, (int) (n * k), 0.05);
+                    if (n == 3) java.util.Arrays.fill(v, 64, 128, 0.0); // the second block of 64 is all zeros
+                    Tensor gw = own(gpu.fromDoubles(v, t, n, k));
+                    float[] f = new float[v.length];
+                    double[] rounded = gpu.toDoubles(gw);
+                    for (int i = 0; i < f.length; i++) f[i] = (float) rounded[i];
+                    LinearWeight.Nf4 g = (LinearWeight.Nf4) gpu.quantizeNf4(gw, dq);
+                    LinearWeight.Nf4 c = (LinearWeight.Nf4) WeightQuantizer.quantize(cpu, f, n, k, dq ? BaseFormat.NF4_DQ : BaseFormat.NF4);
+                    String what = "NF4 quantize " + t + " [" + n + ", " + k + "]" + (dq ? " double-quantized" : "");
+                    org.junit.jupiter.api.Assertions.assertArrayEquals(cpu.toDoubles(c.packed()), gpu.toDoubles(g.packed()), what + ": codes");
+                    org.junit.jupiter.api.Assertions.assertArrayEquals(cpu.toDoubles(c.absmax()), gpu.toDoubles(g.absmax()), what + ": absmax");
+                    if (dq) {
+                        org.junit.jupiter.api.Assertions.assertArrayEquals(cpu.toDoubles(c.nestedAbsmax()), gpu.toDoubles(g.nestedAbsmax()), what + ": nested absmax");
+                        assertEquals(c.nestedOffset(), g.nestedOffset(), what + ": offset");
+                    }
+                    for (Tensor x : new Tensor[] {g.packed(), g.absmax(), g.nestedAbsmax(), g.nestedCode()}) if (x != null) owned.add(x);
+                }
+        double[] v = gauss(rnd, 300, 1);
+        v[201] = Double.NaN;
+        v[250] = Double.POSITIVE_INFINITY;
+        Tensor bad = own(gpu.fromDoubles(v, BF16, 3, 100));
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> gpu.quantizeNf4(bad, false));
+        assertTrue(e.getMessage().contains("weight element 201 is not finite"), e.getMessage());
+    }
+
+    @Test
     void quantizedLinearThroughDequantAndGemm() {
         for (BaseFormat f : new BaseFormat[] {BaseFormat.NF4, BaseFormat.NF4_DQ, BaseFormat.INT8, BaseFormat.INT4, BaseFormat.Q8_0, BaseFormat.Q4_0,
                 BaseFormat.Q4_K}) {
