@@ -32,6 +32,7 @@ public final class CudaContext implements AutoCloseable {
     }
 
     public static CudaContext open(int ordinal) {
+        DeviceThread.requirePlatformThread(); // before anything is retained that a refusal would leak
         Cuda.init();
         int count = Cuda.deviceCount();
         if (ordinal < 0 || ordinal >= count)
@@ -91,8 +92,8 @@ public final class CudaContext implements AutoCloseable {
     @Override
     public synchronized void close() {
         if (closed) return;
+        makeCurrent(); // refuses a virtual thread before anything is marked closed (a later close from a platform thread still frees)
         closed = true;
-        makeCurrent();
         stream.synchronize();
         if (blas != null) blas.close();
         if (kernels != null) kernels.close();

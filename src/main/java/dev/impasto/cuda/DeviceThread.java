@@ -2,7 +2,6 @@ package dev.impasto.cuda;
 
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 
@@ -63,12 +62,11 @@ public final class DeviceThread {
                 f.completeExceptionally(e);
             }
         });
+        // join, not get: an interrupted caller still waits for its op to finish (it holds the caller's locks, e.g.
+        // FluxGenerator's monitor; returning early would let a close() run beside a generate()); the flag stays set
         try {
-            return f.get();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while waiting for the device thread", e);
-        } catch (ExecutionException e) {
+            return f.join();
+        } catch (java.util.concurrent.CompletionException e) {
             Throwable c = e.getCause();
             if (c instanceof RuntimeException r) throw r;
             if (c instanceof Error err) throw err;

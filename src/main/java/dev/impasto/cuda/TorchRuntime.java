@@ -18,7 +18,12 @@ import java.lang.foreign.ValueLayout;
 public final class TorchRuntime {
     private final CudaContext ctx;
     private final int dtF32, dtBf16, dtF16, dtI64, devCuda;
-    private final ThreadLocal<Boolean> bound = ThreadLocal.withInitial(() -> false);
+    /**
+     * Per OS (platform) thread: the stream handle this thread last made libtorch's current one, per device. Static, not
+     * per runtime: two backends on one device used from one thread (two generators on impasto's device thread) share
+     * libtorch's per-thread slot, so each call rebinds when the other backend's stream is current.
+     */
+    private static final ThreadLocal<java.util.Map<Integer, Long>> BOUND = ThreadLocal.withInitial(java.util.HashMap::new);
 
     TorchRuntime(CudaContext ctx) {
         this.ctx = ctx;
@@ -37,13 +42,16 @@ public final class TorchRuntime {
         if (rc != 0) throw new CudaException(call, rc, "AOTI_TORCH_FAILURE", "libtorch printed the reason on stderr");
     }
 
-    /** Our stream current and grad mode off for libtorch on this thread. */
+    /** Our stream current and grad mode off for libtorch on this thread (a map lookup when they already are). */
     public void bind() {
-        if (bound.get()) return;
+        java.util.Map<Integer, Long> bound = BOUND.get();
+        long stream = ctx.stream().handle().address();
+        Long current = bound.get(ctx.ordinal());
+        if (current != null && current == stream) return;
         ctx.makeCurrent();
         aoti_torch_grad_mode_set_enabled(false);
         check(torch_set_current_cuda_stream(ctx.stream().handle(), ctx.ordinal()), "torch_set_current_cuda_stream");
-        bound.set(true);
+        bound.put(ctx.ordinal(), stream);
     }
 
     int dtype(DType t) {
@@ -112,6 +120,7 @@ public final class TorchRuntime {
 
     /** dst.copy_(src) on our stream (strided, dtype-converting). */
     public void copy(MemorySegment dst, MemorySegment src) {
+        bind();
         check(aoti_torch_copy_(dst, src, 0), "aoti_torch_copy_");
     }
 

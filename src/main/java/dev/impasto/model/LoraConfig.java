@@ -29,7 +29,7 @@ public record LoraConfig(int rank, double alpha, String targets, String include,
     public LoraConfig {
         if (rank <= 0) throw new IllegalArgumentException("lora rank must be positive, got " + rank);
         if (!(alpha > 0)) throw new IllegalArgumentException("lora alpha must be positive, got " + alpha);
-        if (dropout < 0 || dropout >= 1) throw new IllegalArgumentException("lora dropout must be in [0, 1), got " + dropout);
+        if (!(dropout >= 0 && dropout < 1)) throw new IllegalArgumentException("lora dropout must be in [0, 1), got " + dropout); // NaN fails too
         if (targets == null || targets.isBlank()) targets = "all";
         blockRanks = blockRanks == null ? Map.of() : new LinkedHashMap<>(blockRanks);
         for (String re : List.of(targetRegex(targets), include == null ? "" : include, exclude == null ? "" : exclude)) compile(re);

@@ -198,14 +198,14 @@ public final class TrainConfig {
             p.add("lora: " + e.getMessage());
         }
         if (!(optimizer.lr > 0) || optimizer.lr > 1) p.add("optimizer.lr: must be in (0, 1], got " + optimizer.lr);
-        if (optimizer.beta1 < 0 || optimizer.beta1 >= 1) p.add("optimizer.beta1: must be in [0, 1)");
-        if (optimizer.beta2 < 0 || optimizer.beta2 >= 1) p.add("optimizer.beta2: must be in [0, 1)");
+        // every range check below is written so that NaN fails it too (x < lo is false for NaN)
+        if (!(optimizer.beta1 >= 0 && optimizer.beta1 < 1)) p.add("optimizer.beta1: must be in [0, 1)");
+        if (!(optimizer.beta2 >= 0 && optimizer.beta2 < 1)) p.add("optimizer.beta2: must be in [0, 1)");
         if (!(optimizer.eps > 0)) p.add("optimizer.eps: must be positive");
-        if (optimizer.weightDecay < 0) p.add("optimizer.weightDecay: must be >= 0");
-        if (optimizer.maxGradNorm < 0) p.add("optimizer.maxGradNorm: must be >= 0");
+        if (!(optimizer.weightDecay >= 0 && Double.isFinite(optimizer.weightDecay))) p.add("optimizer.weightDecay: must be >= 0");
+        if (!(optimizer.maxGradNorm >= 0 && Double.isFinite(optimizer.maxGradNorm))) p.add("optimizer.maxGradNorm: must be >= 0 (0 = no clipping)");
         if (!List.of("constant", "linear", "cosine").contains(schedule.type)) p.add("schedule.type: constant, linear or cosine, got " + schedule.type);
         if (schedule.warmupSteps < 0) p.add("schedule.warmupSteps: must be >= 0");
-        // written so that NaN fails too (a NaN ratio made every decayed learning rate NaN; a NaN ema turned EMA off)
         if (!(schedule.minLrRatio >= 0 && schedule.minLrRatio <= 1)) p.add("schedule.minLrRatio: must be in [0, 1]");
         if (training.steps < 1) p.add("training.steps: must be >= 1");
         if (training.batchSize < 1) p.add("training.batchSize: must be >= 1");
@@ -215,7 +215,7 @@ public final class TrainConfig {
         } catch (IllegalArgumentException e) {
             p.add("training.timestepSampling: " + e.getMessage());
         }
-        if (training.captionDropout < 0 || training.captionDropout > 1) p.add("training.captionDropout: must be in [0, 1]");
+        if (!(training.captionDropout >= 0 && training.captionDropout <= 1)) p.add("training.captionDropout: must be in [0, 1]");
         if (!(training.ema >= 0 && training.ema < 1)) p.add("training.ema: 0 (off) or a decay in (0, 1)");
         if (training.maxNonFiniteSteps < 1) p.add("training.maxNonFiniteSteps: must be >= 1");
         if (checkpoint.every < 0) p.add("checkpoint.every: must be >= 0");

@@ -27,6 +27,26 @@ class DeviceThreadTest {
     }
 
     @Test
+    void anInterruptedCallerStillWaitsForItsOpToFinish() throws Exception {
+        java.util.concurrent.atomic.AtomicBoolean finished = new java.util.concurrent.atomic.AtomicBoolean();
+        java.util.concurrent.atomic.AtomicBoolean sawFinished = new java.util.concurrent.atomic.AtomicBoolean(), stillInterrupted = new java.util.concurrent.atomic.AtomicBoolean();
+        Thread v = Thread.ofVirtual().start(() -> {
+            String r = DeviceThread.call(() -> {
+                Thread.sleep(300);
+                finished.set(true);
+                return "done";
+            });
+            sawFinished.set(finished.get() && r.equals("done"));
+            stillInterrupted.set(Thread.currentThread().isInterrupted());
+        });
+        Thread.sleep(50);
+        v.interrupt();
+        v.join();
+        assertTrue(sawFinished.get(), "the caller returned only after its op (it may hold locks the op relies on)");
+        assertTrue(stillInterrupted.get(), "the interrupt is kept for the caller to see");
+    }
+
+    @Test
     void exceptionsComeOutAsThrownAndVirtualThreadsAreRefusedByTheBackend() throws Exception {
         AtomicReference<Throwable> got = new AtomicReference<>(), refused = new AtomicReference<>();
         Thread v = Thread.ofVirtual().start(() -> {

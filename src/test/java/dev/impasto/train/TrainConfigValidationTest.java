@@ -70,6 +70,18 @@ class TrainConfigValidationTest {
     }
 
     @Test
+    void optimizerAndDropoutRangesRejectNaN() {
+        accepted(c -> c.optimizer.maxGradNorm = 0);
+        for (double bad : new double[] {-1, 1, Double.NaN}) rejected("optimizer.beta1: must be in [0, 1)", c -> c.optimizer.beta1 = bad);
+        for (double bad : new double[] {-1, 1, Double.NaN}) rejected("optimizer.beta2: must be in [0, 1)", c -> c.optimizer.beta2 = bad);
+        for (double bad : new double[] {-1, Double.NaN, Double.POSITIVE_INFINITY}) rejected("optimizer.weightDecay: must be >= 0", c -> c.optimizer.weightDecay = bad);
+        for (double bad : new double[] {-1, Double.NaN, Double.POSITIVE_INFINITY})
+            rejected("optimizer.maxGradNorm: must be >= 0 (0 = no clipping)", c -> c.optimizer.maxGradNorm = bad);
+        for (double bad : new double[] {-0.1, 1.1, Double.NaN}) rejected("training.captionDropout: must be in [0, 1]", c -> c.training.captionDropout = bad);
+        for (double bad : new double[] {-0.1, 1, Double.NaN}) rejected("lora: lora dropout must be in [0, 1), got " + bad, c -> c.lora.dropout = bad);
+    }
+
+    @Test
     void maxNonFiniteSteps() {
         accepted(c -> c.training.maxNonFiniteSteps = 1);
         rejected("training.maxNonFiniteSteps: must be >= 1", c -> c.training.maxNonFiniteSteps = 0);

@@ -1107,9 +1107,15 @@ public final class CudaBackend implements Backend {
     @Override public void transpose(Tensor out, Tensor x) { CudaEncoderOps.transpose(this, out, x); }
 
     @Override
+    /** Callable from any thread: from a virtual one the device memory is freed on impasto's device thread. */
     public void close() {
-        if (dequantScratch != null) dequantScratch.close();
-        if (adamwTable != null) adamwTable.close();
-        ctx.close();
+        dev.impasto.cuda.DeviceThread.call(() -> {
+            if (dequantScratch != null) dequantScratch.close();
+            dequantScratch = null;
+            if (adamwTable != null) adamwTable.close();
+            adamwTable = null;
+            ctx.close();
+            return null;
+        });
     }
 }
