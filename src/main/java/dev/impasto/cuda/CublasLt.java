@@ -260,6 +260,8 @@ public final class CublasLt implements AutoCloseable {
                     plan.algo = borrowed;
                     plan.fallback = own;
                 }
+            } catch (CudaException e) {
+                // no algorithm for the rounded-down shape: the shape's own pick stands
             } finally {
                 cublasLtMatrixLayoutDestroy(sa);
                 cublasLtMatrixLayoutDestroy(sb);
@@ -270,7 +272,7 @@ public final class CublasLt implements AutoCloseable {
 
     /** The heuristic's first usable algorithm for these descriptors (copied into the plan arena), or null. */
     private MemorySegment heuristic(Gemm g, Key key, MemorySegment desc, MemorySegment la, MemorySegment lb, MemorySegment lc, MemorySegment ld) {
-        MemorySegment pref;
+        MemorySegment pref = null;
         try (Arena a = Arena.ofConfined()) {
             MemorySegment pp = a.allocate(ValueLayout.ADDRESS);
             check(cublasLtMatmulPreferenceCreate(pp), "cublasLtMatmulPreferenceCreate");
@@ -293,13 +295,20 @@ public final class CublasLt implements AutoCloseable {
                         && cublasLtMatmulHeuristicResult_t.workspaceSize(r) <= WORKSPACE_BYTES) {
                     MemorySegment algo = arena.allocate(cublasLtMatmulHeuristicResult_t.algo(r).byteSize(), 16);
                     algo.copyFrom(cublasLtMatmulHeuristicResult_t.algo(r));
-                    cublasLtMatmulPreferenceDestroy(pref);
                     return algo;
                 }
             }
-            cublasLtMatmulPreferenceDestroy(pref);
+        } finally {
+            if (pref != null) cublasLtMatmulPreferenceDestroy(pref);
         }
         return null;
+    }
+
+    /** How many cached products run an algorithm borrowed from their K rounded down (see {@link #useSiblingAlgoForOddK}). */
+    public synchronized int borrowedAlgorithmPlans() {
+        int n = 0;
+        for (Plan p : plans.values()) if (p.fallback != null) n++;
+        return n;
     }
 
     private void setInt(MemorySegment desc, int attr, int value) {

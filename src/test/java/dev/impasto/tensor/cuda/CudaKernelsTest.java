@@ -614,6 +614,7 @@ class CudaKernelsTest {
             Both bias = randn(BF16, 0.5, n);
             for (boolean sibling : new boolean[] {true, false}) {
                 Out o = output(BF16, m, n, 8);
+                int borrowedBefore = gpu.context().blas().borrowedAlgorithmPlans();
                 try {
                     dev.impasto.cuda.CublasLt.useSiblingAlgoForOddK(sibling);
                     run((be, g) -> be.linear(o.view.on(g), x.on(g), new LinearWeight.Dense(w.on(g)), bias.on(g), 0));
@@ -621,6 +622,8 @@ class CudaKernelsTest {
                     dev.impasto.cuda.CublasLt.useSiblingAlgoForOddK(true);
                 }
                 check("linear K " + k + (sibling ? " (K-64 algorithm)" : " (own algorithm)"), o, 1e-2);
+                // the borrowed algorithm really ran (kept after its first use), and only when asked for
+                assertEquals(sibling ? borrowedBefore + 1 : borrowedBefore, gpu.context().blas().borrowedAlgorithmPlans(), "borrowed plans after K " + k);
             }
         }
     }
