@@ -195,12 +195,20 @@ class ToyEvalAndSweepTest {
         Run r = run(new SweepCommand(), common);
         assertEquals(2, r.rc, r.out + r.err);
         assertTrue(r.err.contains("--eval.encoders DIR is needed to compare runs of a real FLUX model"), r.err);
-        String[] withEncoders = java.util.stream.Stream.concat(java.util.Arrays.stream(common), java.util.stream.Stream.of("--eval.encoders", "/models/FLUX.1-dev"))
+        Path enc = Files.createDirectories(dir.resolve("FLUX.1-dev"));
+        String[] withEncoders = java.util.stream.Stream.concat(java.util.Arrays.stream(common), java.util.stream.Stream.of("--eval.encoders", enc.toString()))
                 .toArray(String[]::new);
         r = run(new SweepCommand(), withEncoders);
         assertEquals(0, r.rc, r.out + r.err);
-        assertTrue(r.out.contains("impasto eval --runs ") && r.out.contains("--model " + w + " --arch flux-dev --base-format nf4 --device cuda --encoders /models/FLUX.1-dev"),
-                r.out);
+        assertTrue(r.out.contains("impasto eval --runs ") && r.out.contains("--title 'impasto sweep: sweep'")
+                && r.out.contains("--model " + w + " --arch flux-dev --base-format nf4 --device cuda --encoders " + enc), r.out);
+        // what would fail the comparison after the training is refused before it
+        for (String[] bad : new String[][] {{"--eval.features", "clip"}, {"--eval.clip", dir.resolve("no-clip").toString()}, {"--eval.features", "inception"}}) {
+            String[] a = java.util.stream.Stream.concat(java.util.Arrays.stream(withEncoders), java.util.Arrays.stream(bad)).toArray(String[]::new);
+            Run b = run(new SweepCommand(), a);
+            assertEquals(2, b.rc, String.join(" ", bad) + ": " + b.out + b.err);
+            assertTrue(b.err.contains(bad[0]), b.err);
+        }
         String[] noEval = java.util.stream.Stream.concat(java.util.Arrays.stream(common), java.util.stream.Stream.of("--no-eval")).toArray(String[]::new);
         assertEquals(0, run(new SweepCommand(), noEval).rc, "training only needs no encoders");
     }

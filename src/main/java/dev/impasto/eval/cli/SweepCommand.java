@@ -129,10 +129,9 @@ public final class SweepCommand implements Callable<Integer> {
             err.println("impasto sweep: " + e.getMessage());
             return 2;
         }
-        boolean realModel = !"flux-toy".equals(configs.getFirst().path("model").path("preset").asText());
-        if (!noEval && realModel && evalEncoders == null) {
-            err.println("impasto sweep: --eval.encoders DIR is needed to compare runs of a real FLUX model (eval's --encoders: the folder with FLUX's "
-                    + "text encoders, tokenizers and autoencoder, e.g. a FLUX.1-dev download), or --no-eval to train only");
+        String evalProblem = noEval ? null : evalProblem(configs.getFirst());
+        if (evalProblem != null) { // found now, not after hours of training
+            err.println("impasto sweep: " + evalProblem);
             return 2;
         }
         out.printf(Locale.ROOT, "[impasto] sweep %s: %d runs%n", name, plan.size());
@@ -142,7 +141,8 @@ public final class SweepCommand implements Callable<Integer> {
             if (!noEval) {
                 List<String> planned = new ArrayList<>();
                 for (Planned p : plan) planned.add(output.resolve(p.name).toString());
-                out.println("  impasto eval " + String.join(" ", evalArgs(planned, output.resolve(name + "-comparison"), configs.getFirst())));
+                out.println("  impasto eval " + String.join(" ", evalArgs(planned, output.resolve(name + "-comparison"), configs.getFirst()).stream()
+                        .map(SweepCommand::shellQuoted).toList()));
             }
             out.flush();
             return 0;
@@ -312,6 +312,36 @@ public final class SweepCommand implements Callable<Integer> {
             b.fieldNames().forEachRemaining(keys::add);
             for (String k : keys) diff(a.path(k), b.path(k), path.isEmpty() ? k : path + "." + k, out);
         } else if (!a.equals(b)) out.add(path + " " + a + " -> " + b);
+    }
+
+    /** What would make the comparison fail after the training, or null. */
+    private String evalProblem(JsonNode config0) {
+        JsonNode model = config0.path("model");
+        boolean realModel = !"flux-toy".equals(model.path("preset").asText());
+        if (realModel && evalEncoders == null)
+            return "--eval.encoders DIR is needed to compare runs of a real FLUX model (eval's --encoders: the folder with FLUX's "
+                    + "text encoders, tokenizers and autoencoder, e.g. a FLUX.1-dev download), or --no-eval to train only";
+        if (realModel && model.path("weights").asText("").isBlank())
+            return "the comparison needs the runs' base weights: give --weights FILE (or --set model.weights=FILE), or --no-eval";
+        if (evalEncoders != null && !java.nio.file.Files.isDirectory(Path.of(evalEncoders)))
+            return "--eval.encoders " + evalEncoders + ": no such folder";
+        if (evalFeatures != null && !List.of("palette", "clip", "none").contains(evalFeatures.trim().toLowerCase(Locale.ROOT)))
+            return "--eval.features: palette, clip or none, got " + evalFeatures;
+        if ("clip".equalsIgnoreCase(evalFeatures == null ? "" : evalFeatures.trim()) && evalClip == null)
+            return "--eval.features clip needs a CLIP model: give --eval.clip (openai/clip-vit-large-patch14's folder or model.safetensors)";
+        if (evalClip != null && !evalClip.equalsIgnoreCase("tiny-random") && !java.nio.file.Files.exists(Path.of(evalClip)))
+            return "--eval.clip " + evalClip + ": no such file or folder";
+        if (evalClipTokenizer != null && !java.nio.file.Files.exists(Path.of(evalClipTokenizer)))
+            return "--eval.clip-tokenizer " + evalClipTokenizer + ": no such file or folder";
+        if (evalTrainImages != null && !evalTrainImages.startsWith("toy:") && !java.nio.file.Files.isDirectory(Path.of(evalTrainImages)))
+            return "--eval.train-images " + evalTrainImages + ": no such folder";
+        return null;
+    }
+
+    /** An argument as a POSIX shell reads it back (the dry run prints a command to paste). */
+    static String shellQuoted(String a) {
+        if (!a.isEmpty() && a.matches("[A-Za-z0-9_./:=,+@%-]+")) return a;
+        return "'" + a.replace("'", "'\\''") + "'";
     }
 
     private List<String> evalArgs(List<String> runs, Path cmp, JsonNode config0) {
