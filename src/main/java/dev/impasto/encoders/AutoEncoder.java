@@ -4,7 +4,6 @@ import dev.impasto.tensor.Backend;
 import dev.impasto.tensor.DType;
 import dev.impasto.tensor.LinearWeight;
 import dev.impasto.tensor.Tensor;
-import dev.impasto.util.Closeables;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -23,7 +22,7 @@ public final class AutoEncoder implements AutoCloseable {
     public final DType dtype;
     static final int GROUPS = 32;
     static final double EPS = 1e-6;
-    private final List<AutoCloseable> owned = new ArrayList<>();
+    private final EncoderParameters params;
 
     private record Conv(Tensor w, Tensor b, int stride, int pad) {
         long out() {
@@ -56,6 +55,7 @@ public final class AutoEncoder implements AutoCloseable {
         this.config = c;
         this.backend = be;
         this.dtype = dt;
+        this.params = new EncoderParameters(be, dt);
         try {
             int[] mult = c.chMult();
             int levels = mult.length;
@@ -106,19 +106,12 @@ public final class AutoEncoder implements AutoCloseable {
         return new AutoEncoder(c, be, dt, weights);
     }
 
-    private Tensor keep(Tensor t) {
-        owned.add(t);
-        return t;
-    }
-
     private Conv conv(EncoderWeights w, String key, int in, int out, int k, int stride, int pad) {
-        return new Conv(keep(w.tensor(backend, key + ".weight", EncoderWeights.Kind.WEIGHT, dtype, out, in, k, k)),
-                keep(w.tensor(backend, key + ".bias", EncoderWeights.Kind.BIAS, dtype, out)), stride, pad);
+        return new Conv(params.tensor(w, key + ".weight", EncoderWeights.Kind.WEIGHT, out, in, k, k), params.bias(w, key + ".bias", out), stride, pad);
     }
 
     private Norm norm(EncoderWeights w, String key, int ch) {
-        return new Norm(keep(w.tensor(backend, key + ".weight", EncoderWeights.Kind.NORM, dtype, ch)),
-                keep(w.tensor(backend, key + ".bias", EncoderWeights.Kind.BIAS, dtype, ch)));
+        return new Norm(params.norm(w, key + ".weight", ch), params.bias(w, key + ".bias", ch));
     }
 
     private Res res(EncoderWeights w, String key, int in, int out) {
@@ -127,28 +120,21 @@ public final class AutoEncoder implements AutoCloseable {
     }
 
     private LinearWeight proj(EncoderWeights w, String key, int ch) {
-        LinearWeight l = w.linear(backend, key, ch, ch, dtype, dev.impasto.quant.BaseFormat.BF16);
-        owned.add(l);
-        return l;
+        return params.linear(w, key, ch, ch, dev.impasto.quant.BaseFormat.BF16);
     }
 
     private Mid mid(EncoderWeights w, String key, int ch) {
         String a = key + ".attn_1.";
         Attn attn = new Attn(norm(w, a + "norm", ch),
-                proj(w, a + "q.weight", ch), keep(w.tensor(backend, a + "q.bias", EncoderWeights.Kind.BIAS, dtype, ch)),
-                proj(w, a + "k.weight", ch), keep(w.tensor(backend, a + "k.bias", EncoderWeights.Kind.BIAS, dtype, ch)),
-                proj(w, a + "v.weight", ch), keep(w.tensor(backend, a + "v.bias", EncoderWeights.Kind.BIAS, dtype, ch)),
-                proj(w, a + "proj_out.weight", ch), keep(w.tensor(backend, a + "proj_out.bias", EncoderWeights.Kind.BIAS, dtype, ch)));
+                proj(w, a + "q.weight", ch), params.bias(w, a + "q.bias", ch),
+                proj(w, a + "k.weight", ch), params.bias(w, a + "k.bias", ch),
+                proj(w, a + "v.weight", ch), params.bias(w, a + "v.bias", ch),
+                proj(w, a + "proj_out.weight", ch), params.bias(w, a + "proj_out.bias", ch));
         return new Mid(res(w, key + ".block_1", ch, ch), attn, res(w, key + ".block_2", ch, ch));
     }
 
     public long weightBytes() {
-        long b = 0;
-        for (AutoCloseable o : owned) {
-            if (o instanceof Tensor t) b += t.numel() * t.dtype().byteSize();
-            else if (o instanceof LinearWeight l) b += l.bytes();
-        }
-        return b;
+        return params.bytes();
     }
 
     // ------------------------------------------------------------------------------------------------ layers
@@ -379,6 +365,6 @@ public final class AutoEncoder implements AutoCloseable {
 
     @Override
     public void close() {
-        Closeables.closeReversed(owned);
+        params.close();
     }
 }

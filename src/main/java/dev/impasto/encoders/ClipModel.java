@@ -7,6 +7,7 @@ import dev.impasto.tensor.Backend;
 import dev.impasto.tensor.DType;
 import dev.impasto.tensor.LinearWeight;
 import dev.impasto.tensor.Tensor;
+import dev.impasto.util.Closeables;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -79,7 +80,7 @@ public final class ClipModel implements AutoCloseable {
             tp = w.linear(be, "text_projection.weight", c.projection(), c.text().hidden(), dt, BaseFormat.BF16);
             v = ClipVisionEncoder.load(c.vision(), be, dt, w, BaseFormat.BF16);
         } catch (RuntimeException e) {
-            for (AutoCloseable a : new AutoCloseable[] {v, tp, t}) closeQuietly(a);
+            Closeables.closeQuietly(v, tp, t);
             throw e;
         }
         return new ClipModel(be, dt, c, t, tp, v, tokenizer, description);
@@ -138,15 +139,6 @@ public final class ClipModel implements AutoCloseable {
         boolean has = Files.isRegularFile(dir.resolve("tokenizer.json"))
                 || (Files.isRegularFile(dir.resolve("vocab.json")) && Files.isRegularFile(dir.resolve("merges.txt")));
         return has ? dir : null;
-    }
-
-    private static void closeQuietly(AutoCloseable a) {
-        if (a == null) return;
-        try {
-            a.close();
-        } catch (Exception ignored) {
-            // best effort while unwinding a failed load
-        }
     }
 
     public Backend backend() {
@@ -217,8 +209,6 @@ public final class ClipModel implements AutoCloseable {
 
     @Override
     public void close() {
-        closeQuietly(vision);
-        closeQuietly(textProjection);
-        closeQuietly(text);
+        Closeables.closeQuietly(vision, textProjection, text);
     }
 }

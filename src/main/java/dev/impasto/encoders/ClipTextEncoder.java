@@ -1,14 +1,9 @@
 package dev.impasto.encoders;
 
-import dev.impasto.model.Scope;
 import dev.impasto.quant.BaseFormat;
 import dev.impasto.tensor.Backend;
 import dev.impasto.tensor.DType;
-import dev.impasto.tensor.LinearWeight;
 import dev.impasto.tensor.Tensor;
-import dev.impasto.util.Closeables;
-import java.util.ArrayList;
-import java.util.List;
 
 /**
  * CLIP's text transformer (transformers CLIPTextModel), inference only: token + position embeddings; per layer
@@ -20,13 +15,9 @@ public final class ClipTextEncoder implements AutoCloseable {
     public final ClipConfig config;
     public final Backend backend;
     public final DType dtype;
+    private final EncoderParameters params;
     private final Tensor tokenEmbed, posEmbed, finalW, finalB;
-    private final List<Layer> layers = new ArrayList<>();
-    private final List<AutoCloseable> owned = new ArrayList<>();
-
-    private record Lin(LinearWeight w, Tensor b) {}
-
-    private record Layer(Tensor ln1w, Tensor ln1b, Lin q, Lin k, Lin v, Lin o, Tensor ln2w, Tensor ln2b, Lin fc1, Lin fc2) {}
+    private final ClipEncoderLayers layers;
 
     /** Last hidden state [B, L, hidden] and pooled output [B, hidden]; the caller closes both. */
     public record Output(Tensor hidden, Tensor pooled) implements AutoCloseable {
@@ -41,21 +32,14 @@ public final class ClipTextEncoder implements AutoCloseable {
         this.config = c;
         this.backend = be;
         this.dtype = dt;
+        this.params = new EncoderParameters(be, dt);
         try {
             String e = "text_model.embeddings.";
-            tokenEmbed = keep(w.tensor(be, e + "token_embedding.weight", EncoderWeights.Kind.EMBEDDING, dt, c.vocab(), c.hidden()));
-            posEmbed = keep(w.tensor(be, e + "position_embedding.weight", EncoderWeights.Kind.EMBEDDING, dt, c.maxPositions(), c.hidden()));
-            int h = c.hidden(), m = c.intermediate();
-            for (int i = 0; i < c.layers(); i++) {
-                String p = "text_model.encoder.layers." + i + ".";
-                layers.add(new Layer(norm(w, p + "layer_norm1.weight", h), bias(w, p + "layer_norm1.bias", h),
-                        lin(w, p + "self_attn.q_proj", h, h, f), lin(w, p + "self_attn.k_proj", h, h, f),
-                        lin(w, p + "self_attn.v_proj", h, h, f), lin(w, p + "self_attn.out_proj", h, h, f),
-                        norm(w, p + "layer_norm2.weight", h), bias(w, p + "layer_norm2.bias", h),
-                        lin(w, p + "mlp.fc1", m, h, f), lin(w, p + "mlp.fc2", h, m, f)));
-            }
-            finalW = norm(w, "text_model.final_layer_norm.weight", h);
-            finalB = bias(w, "text_model.final_layer_norm.bias", h);
+            tokenEmbed = params.tensor(w, e + "token_embedding.weight", EncoderWeights.Kind.EMBEDDING, c.vocab(), c.hidden());
+            posEmbed = params.tensor(w, e + "position_embedding.weight", EncoderWeights.Kind.EMBEDDING, c.maxPositions(), c.hidden());
+            layers = new ClipEncoderLayers(params, w, "text_model.encoder.layers.", c.layers(), c.hidden(), c.intermediate(), c.heads(), c.eps(), f);
+            finalW = params.norm(w, "text_model.final_layer_norm.weight", c.hidden());
+            finalB = params.bias(w, "text_model.final_layer_norm.bias", c.hidden());
         } catch (RuntimeException ex) {
             close();
             throw ex;
@@ -66,32 +50,8 @@ public final class ClipTextEncoder implements AutoCloseable {
         return new ClipTextEncoder(c, be, dt, weights, linearFormat);
     }
 
-    private Tensor keep(Tensor t) {
-        owned.add(t);
-        return t;
-    }
-
-    private Tensor norm(EncoderWeights w, String key, long n) {
-        return keep(w.tensor(backend, key, EncoderWeights.Kind.NORM, dtype, n));
-    }
-
-    private Tensor bias(EncoderWeights w, String key, long n) {
-        return keep(w.tensor(backend, key, EncoderWeights.Kind.BIAS, dtype, n));
-    }
-
-    private Lin lin(EncoderWeights w, String key, long out, long in, BaseFormat f) {
-        LinearWeight lw = w.linear(backend, key + ".weight", out, in, dtype, f);
-        owned.add(lw);
-        return new Lin(lw, bias(w, key + ".bias", out));
-    }
-
     public long weightBytes() {
-        long b = 0;
-        for (AutoCloseable o : owned) {
-            if (o instanceof Tensor t) b += t.numel() * t.dtype().byteSize();
-            else if (o instanceof LinearWeight l) b += l.bytes();
-        }
-        return b;
+        return params.bytes();
     }
 
     /**
@@ -124,24 +84,7 @@ public final class ClipTextEncoder implements AutoCloseable {
                 Tensor xb = x.rows((long) b * len, (long) (b + 1) * len);
                 be.add(xb, xb, posEmbed.rows(0, len));
             }
-            double scale = 1 / Math.sqrt(config.headDim());
-            for (Layer l : layers) {
-                try (Scope s = new Scope(be)) {
-                    Tensor n = s.empty(dtype, rows, h);
-                    be.layerNorm(n, x, l.ln1w(), l.ln1b(), config.eps());
-                    Tensor q = s.empty(dtype, rows, h), k = s.empty(dtype, rows, h), v = s.empty(dtype, rows, h), a = s.empty(dtype, rows, h);
-                    be.linear(q, n, l.q().w(), l.q().b(), 0);
-                    be.linear(k, n, l.k().w(), l.k().b(), 0);
-                    be.linear(v, n, l.v().w(), l.v().b(), 0);
-                    be.attentionInference(a, q, k, v, batch, config.heads(), scale, null, true);
-                    be.linear(x, a, l.o().w(), l.o().b(), 1);
-                    be.layerNorm(n, x, l.ln2w(), l.ln2b(), config.eps());
-                    Tensor f = s.empty(dtype, rows, config.intermediate());
-                    be.linear(f, n, l.fc1().w(), l.fc1().b(), 0);
-                    be.quickGelu(f, f);
-                    be.linear(x, f, l.fc2().w(), l.fc2().b(), 1);
-                }
-            }
+            layers.forward(be, dtype, x, batch, true);
             Tensor hidden = be.empty(dtype, batch, len, h);
             Tensor pooled = be.empty(dtype, batch, h);
             be.layerNorm(hidden.reshape(rows, h), x, finalW, finalB, config.eps());
@@ -158,6 +101,6 @@ public final class ClipTextEncoder implements AutoCloseable {
 
     @Override
     public void close() {
-        Closeables.closeReversed(owned);
+        params.close();
     }
 }

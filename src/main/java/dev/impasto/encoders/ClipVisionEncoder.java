@@ -1,14 +1,10 @@
 package dev.impasto.encoders;
 
-import dev.impasto.model.Scope;
 import dev.impasto.quant.BaseFormat;
 import dev.impasto.tensor.Backend;
 import dev.impasto.tensor.DType;
 import dev.impasto.tensor.LinearWeight;
 import dev.impasto.tensor.Tensor;
-import dev.impasto.util.Closeables;
-import java.util.ArrayList;
-import java.util.List;
 
 /**
  * CLIP's vision transformer with its projection (transformers CLIPVisionModelWithProjection), inference only: the
@@ -26,14 +22,10 @@ public final class ClipVisionEncoder implements AutoCloseable {
     public final ClipVisionConfig config;
     public final Backend backend;
     public final DType dtype;
+    private final EncoderParameters params;
     private final Tensor classEmbed, posEmbed, preW, preB, postW, postB;
     private final LinearWeight patchEmbed, projection;
-    private final List<Layer> layers = new ArrayList<>();
-    private final List<AutoCloseable> owned = new ArrayList<>();
-
-    private record Lin(LinearWeight w, Tensor b) {}
-
-    private record Layer(Tensor ln1w, Tensor ln1b, Lin q, Lin k, Lin v, Lin o, Tensor ln2w, Tensor ln2b, Lin fc1, Lin fc2) {}
+    private final ClipEncoderLayers layers;
 
     /**
      * Last hidden state [B, tokens, hidden] (before post_layernorm, as transformers' last_hidden_state), pooled output
@@ -52,28 +44,21 @@ public final class ClipVisionEncoder implements AutoCloseable {
         this.config = c;
         this.backend = be;
         this.dtype = dt;
+        this.params = new EncoderParameters(be, dt);
         try {
-            int h = c.hidden(), m = c.intermediate();
+            int h = c.hidden();
             String e = "vision_model.embeddings.";
-            classEmbed = keep(w.tensor(be, e + "class_embedding", EncoderWeights.Kind.EMBEDDING, dt, h));
+            classEmbed = params.tensor(w, e + "class_embedding", EncoderWeights.Kind.EMBEDDING, h);
             // stored as the convolution's [hidden, 3, p, p]; its rows are already the (c, ky, kx) order of a patch row
-            Tensor conv = keep(w.tensor(be, e + "patch_embedding.weight", EncoderWeights.Kind.WEIGHT, dt, h, 3, c.patch(), c.patch()));
+            Tensor conv = params.tensor(w, e + "patch_embedding.weight", EncoderWeights.Kind.WEIGHT, h, 3, c.patch(), c.patch());
             patchEmbed = new LinearWeight.Dense(conv.reshape(h, c.patchDim()));
-            posEmbed = keep(w.tensor(be, e + "position_embedding.weight", EncoderWeights.Kind.EMBEDDING, dt, c.tokens(), h));
-            preW = norm(w, "vision_model.pre_layrnorm.weight", h);
-            preB = bias(w, "vision_model.pre_layrnorm.bias", h);
-            for (int i = 0; i < c.layers(); i++) {
-                String p = "vision_model.encoder.layers." + i + ".";
-                layers.add(new Layer(norm(w, p + "layer_norm1.weight", h), bias(w, p + "layer_norm1.bias", h),
-                        lin(w, p + "self_attn.q_proj", h, h, f), lin(w, p + "self_attn.k_proj", h, h, f),
-                        lin(w, p + "self_attn.v_proj", h, h, f), lin(w, p + "self_attn.out_proj", h, h, f),
-                        norm(w, p + "layer_norm2.weight", h), bias(w, p + "layer_norm2.bias", h),
-                        lin(w, p + "mlp.fc1", m, h, f), lin(w, p + "mlp.fc2", h, m, f)));
-            }
-            postW = norm(w, "vision_model.post_layernorm.weight", h);
-            postB = bias(w, "vision_model.post_layernorm.bias", h);
-            projection = w.linear(be, "visual_projection.weight", c.projection(), h, dt, f);
-            owned.add(projection);
+            posEmbed = params.tensor(w, e + "position_embedding.weight", EncoderWeights.Kind.EMBEDDING, c.tokens(), h);
+            preW = params.norm(w, "vision_model.pre_layrnorm.weight", h);
+            preB = params.bias(w, "vision_model.pre_layrnorm.bias", h);
+            layers = new ClipEncoderLayers(params, w, "vision_model.encoder.layers.", c.layers(), h, c.intermediate(), c.heads(), c.eps(), f);
+            postW = params.norm(w, "vision_model.post_layernorm.weight", h);
+            postB = params.bias(w, "vision_model.post_layernorm.bias", h);
+            projection = params.linear(w, "visual_projection.weight", c.projection(), h, f);
         } catch (RuntimeException ex) {
             close();
             throw ex;
@@ -85,32 +70,8 @@ public final class ClipVisionEncoder implements AutoCloseable {
         return new ClipVisionEncoder(c, be, dt, weights, linearFormat);
     }
 
-    private Tensor keep(Tensor t) {
-        owned.add(t);
-        return t;
-    }
-
-    private Tensor norm(EncoderWeights w, String key, long n) {
-        return keep(w.tensor(backend, key, EncoderWeights.Kind.NORM, dtype, n));
-    }
-
-    private Tensor bias(EncoderWeights w, String key, long n) {
-        return keep(w.tensor(backend, key, EncoderWeights.Kind.BIAS, dtype, n));
-    }
-
-    private Lin lin(EncoderWeights w, String key, long out, long in, BaseFormat f) {
-        LinearWeight lw = w.linear(backend, key + ".weight", out, in, dtype, f);
-        owned.add(lw);
-        return new Lin(lw, bias(w, key + ".bias", out));
-    }
-
     public long weightBytes() {
-        long b = 0;
-        for (AutoCloseable o : owned) {
-            if (o instanceof Tensor t) b += t.numel() * t.dtype().byteSize();
-            else if (o instanceof LinearWeight l) b += l.bytes();
-        }
-        return b;
+        return params.bytes();
     }
 
     /**
@@ -155,24 +116,7 @@ public final class ClipVisionEncoder implements AutoCloseable {
                 }
                 be.layerNorm(x, pre, preW, preB, config.eps());
             }
-            double scale = 1 / Math.sqrt(config.headDim());
-            for (Layer l : layers) {
-                try (Scope sc = new Scope(be)) {
-                    Tensor n = sc.empty(dtype, rows, h);
-                    be.layerNorm(n, x, l.ln1w(), l.ln1b(), config.eps());
-                    Tensor q = sc.empty(dtype, rows, h), k = sc.empty(dtype, rows, h), v = sc.empty(dtype, rows, h), a = sc.empty(dtype, rows, h);
-                    be.linear(q, n, l.q().w(), l.q().b(), 0);
-                    be.linear(k, n, l.k().w(), l.k().b(), 0);
-                    be.linear(v, n, l.v().w(), l.v().b(), 0);
-                    be.attentionInference(a, q, k, v, batch, config.heads(), scale, null, false);
-                    be.linear(x, a, l.o().w(), l.o().b(), 1);
-                    be.layerNorm(n, x, l.ln2w(), l.ln2b(), config.eps());
-                    Tensor f = sc.empty(dtype, rows, config.intermediate());
-                    be.linear(f, n, l.fc1().w(), l.fc1().b(), 0);
-                    be.quickGelu(f, f);
-                    be.linear(x, f, l.fc2().w(), l.fc2().b(), 1);
-                }
-            }
+            layers.forward(be, dtype, x, batch, false);
             pooled = be.empty(dtype, batch, h);
             try (Tensor cls = be.empty(dtype, batch, h)) {
                 for (int b = 0; b < batch; b++) be.copy(cls.rows(b, b + 1), x.rows((long) b * t, (long) b * t + 1));
@@ -189,6 +133,6 @@ public final class ClipVisionEncoder implements AutoCloseable {
 
     @Override
     public void close() {
-        Closeables.closeReversed(owned);
+        params.close();
     }
 }

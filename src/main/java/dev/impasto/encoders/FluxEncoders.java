@@ -7,6 +7,7 @@ import dev.impasto.quant.BaseFormat;
 import dev.impasto.tensor.Backend;
 import dev.impasto.tensor.DType;
 import dev.impasto.tensor.Tensor;
+import dev.impasto.util.Closeables;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -116,7 +117,7 @@ public final class FluxEncoders implements AutoCloseable {
             if (withClip) cl = ClipTextEncoder.load(c.clip(), be, dt, w, BaseFormat.BF16);
             if (withVae) ae = AutoEncoder.load(c.vae(), be, dt, w);
         } catch (RuntimeException e) {
-            closeAll(t, cl, ae);
+            Closeables.closeQuietly(t, cl, ae);
             throw e;
         }
         return new FluxEncoders(be, dt, c, t, ByteTokenizer.t5(), cl, ByteTokenizer.clip(), ae, "random " + c.t5().name() + " / " + c.clip().name() + " / "
@@ -156,7 +157,7 @@ public final class FluxEncoders implements AutoCloseable {
                 }
             }
         } catch (IOException | RuntimeException e) {
-            closeAll(t, cl, ae);
+            Closeables.closeQuietly(t, cl, ae);
             throw e;
         }
         return new FluxEncoders(be, dt, c, t, tt, cl, ct, ae, String.join(", ", parts));
@@ -174,17 +175,6 @@ public final class FluxEncoders implements AutoCloseable {
             throw new IOException("the CLIP text encoder " + weights + " needs its tokenizer: pass the tokenizer/ folder of FLUX.1 (tokenizer.json, or vocab.json and merges.txt)");
         ClipTokenizer t = ClipTokenizer.load(tok);
         return t::encode;
-    }
-
-    private static void closeAll(AutoCloseable... cs) {
-        for (AutoCloseable c : cs) {
-            if (c == null) continue;
-            try {
-                c.close();
-            } catch (Exception ignored) {
-                // best effort while unwinding a failed load
-            }
-        }
     }
 
     public Backend backend() {
@@ -318,6 +308,6 @@ public final class FluxEncoders implements AutoCloseable {
 
     @Override
     public void close() {
-        closeAll(t5, clip, vae);
+        Closeables.closeQuietly(t5, clip, vae);
     }
 }

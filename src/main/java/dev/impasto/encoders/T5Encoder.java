@@ -6,7 +6,6 @@ import dev.impasto.tensor.Backend;
 import dev.impasto.tensor.DType;
 import dev.impasto.tensor.LinearWeight;
 import dev.impasto.tensor.Tensor;
-import dev.impasto.util.Closeables;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -25,7 +24,7 @@ public final class T5Encoder implements AutoCloseable {
     public final DType dtype;
     private final Tensor embed, relBias, finalNorm;
     private final List<Layer> layers = new ArrayList<>();
-    private final List<AutoCloseable> owned = new ArrayList<>();
+    private final EncoderParameters params;
     /** The position bias [H, L, L] of the last sequence length seen (prompts are padded, so it is always the same). */
     private Tensor biasCache;
     private int biasLen = -1;
@@ -37,24 +36,25 @@ public final class T5Encoder implements AutoCloseable {
         this.config = c;
         this.backend = be;
         this.dtype = dt;
+        this.params = new EncoderParameters(be, dt);
         try {
-            embed = keep(w.tensor(be, "shared.weight", EncoderWeights.Kind.EMBEDDING, dt, c.vocab(), c.dModel()));
-            relBias = keep(w.tensor(be, "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", EncoderWeights.Kind.EMBEDDING,
+            embed = params.tensor(w, "shared.weight", EncoderWeights.Kind.EMBEDDING, c.vocab(), c.dModel());
+            relBias = params.keep(w.tensor(be, "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight", EncoderWeights.Kind.EMBEDDING,
                     DType.F32, c.numBuckets(), c.heads()));
             for (int i = 0; i < c.layers(); i++) {
                 String p = "encoder.block." + i + ".layer.";
                 layers.add(new Layer(
-                        keep(w.tensor(be, p + "0.layer_norm.weight", EncoderWeights.Kind.NORM, dt, c.dModel())),
-                        lin(w, p + "0.SelfAttention.q.weight", c.inner(), c.dModel(), linearFormat),
-                        lin(w, p + "0.SelfAttention.k.weight", c.inner(), c.dModel(), linearFormat),
-                        lin(w, p + "0.SelfAttention.v.weight", c.inner(), c.dModel(), linearFormat),
-                        lin(w, p + "0.SelfAttention.o.weight", c.dModel(), c.inner(), linearFormat),
-                        keep(w.tensor(be, p + "1.layer_norm.weight", EncoderWeights.Kind.NORM, dt, c.dModel())),
-                        lin(w, p + "1.DenseReluDense.wi_0.weight", c.dFf(), c.dModel(), linearFormat),
-                        lin(w, p + "1.DenseReluDense.wi_1.weight", c.dFf(), c.dModel(), linearFormat),
-                        lin(w, p + "1.DenseReluDense.wo.weight", c.dModel(), c.dFf(), linearFormat)));
+                        params.norm(w, p + "0.layer_norm.weight", c.dModel()),
+                        params.linear(w, p + "0.SelfAttention.q.weight", c.inner(), c.dModel(), linearFormat),
+                        params.linear(w, p + "0.SelfAttention.k.weight", c.inner(), c.dModel(), linearFormat),
+                        params.linear(w, p + "0.SelfAttention.v.weight", c.inner(), c.dModel(), linearFormat),
+                        params.linear(w, p + "0.SelfAttention.o.weight", c.dModel(), c.inner(), linearFormat),
+                        params.norm(w, p + "1.layer_norm.weight", c.dModel()),
+                        params.linear(w, p + "1.DenseReluDense.wi_0.weight", c.dFf(), c.dModel(), linearFormat),
+                        params.linear(w, p + "1.DenseReluDense.wi_1.weight", c.dFf(), c.dModel(), linearFormat),
+                        params.linear(w, p + "1.DenseReluDense.wo.weight", c.dModel(), c.dFf(), linearFormat)));
             }
-            finalNorm = keep(w.tensor(be, "encoder.final_layer_norm.weight", EncoderWeights.Kind.NORM, dt, c.dModel()));
+            finalNorm = params.norm(w, "encoder.final_layer_norm.weight", c.dModel());
         } catch (RuntimeException e) {
             close();
             throw e;
@@ -66,25 +66,9 @@ public final class T5Encoder implements AutoCloseable {
         return new T5Encoder(c, be, dt, weights, linearFormat);
     }
 
-    private Tensor keep(Tensor t) {
-        owned.add(t);
-        return t;
-    }
-
-    private LinearWeight lin(EncoderWeights w, String key, long out, long in, BaseFormat f) {
-        LinearWeight l = w.linear(backend, key, out, in, dtype, f);
-        owned.add(l);
-        return l;
-    }
-
     /** Bytes of the weights on the backend. */
     public long weightBytes() {
-        long b = 0;
-        for (AutoCloseable o : owned) {
-            if (o instanceof Tensor t) b += t.numel() * t.dtype().byteSize();
-            else if (o instanceof LinearWeight l) b += l.bytes();
-        }
-        return b;
+        return params.bytes();
     }
 
     /**
@@ -180,6 +164,6 @@ public final class T5Encoder implements AutoCloseable {
     public void close() {
         if (biasCache != null) biasCache.close();
         biasCache = null;
-        Closeables.closeReversed(owned);
+        params.close();
     }
 }

@@ -20,4 +20,16 @@ public final class Closeables {
         }
         owned.clear();
     }
+
+    /** Closes each of {@code cs} that is not null, best effort: for unwinding a failed load, where the first error is the one to report. */
+    public static void closeQuietly(AutoCloseable... cs) {
+        for (AutoCloseable c : cs) {
+            if (c == null) continue;
+            try {
+                c.close();
+            } catch (Exception ignored) {
+                // the caller is already reporting a failure
+            }
+        }
+    }
 }
