@@ -260,6 +260,23 @@ __device__ void dequant_q4_0_impl(T* out, const uint8_t* blocks, i64 numel) {
   }
 }
 
+// Q4_K sub-block s (of 8, 32 elements each) of the super-block at blk: its scale d1 = d * sc and its offset
+// m1 = dmin * m, from the 6-bit (sc, m) pairs packed in the 12 scale bytes (ggml's get_scale_min_k4).
+__device__ __forceinline__ void q4k_sub_block(const uint8_t* blk, int s, float& d1, float& m1) {
+  const uint8_t* scales = blk + 4;
+  int sc, m;
+  if (s < 4) {
+    sc = scales[s] & 63;
+    m = scales[s + 4] & 63;
+  } else {
+    int bb = scales[s + 4];
+    sc = (bb & 15) | ((scales[s - 4] >> 6) << 4);
+    m = (bb >> 4) | ((scales[s] >> 6) << 4);
+  }
+  d1 = __fmul_rn(f16_at(blk), (float)sc);
+  m1 = __fmul_rn(f16_at(blk + 2), (float)m);
+}
+
 // Q4_K: super-block of 256 = 4 chunks of 64; chunk c uses bytes q[32 c .. 32 c + 31]: low nibbles for its first 32
 // elements (sub-block 2c), high nibbles for the next 32 (sub-block 2c + 1). y = (d * sc) * q - dmin * m.
 template <typename T>
@@ -270,20 +287,9 @@ __device__ void dequant_q4_k_impl(T* out, const uint8_t* blocks, i64 numel) {
     i64 b = g >> 5;
     int j0 = (int)(g & 31) * 8;      // element within the super-block
     const uint8_t* blk = blocks + b * 144;
-    float d = f16_at(blk), dmin = f16_at(blk + 2);
-    const uint8_t* scales = blk + 4;
     int c = j0 >> 6, l = j0 & 63;
-    int s = 2 * c + (l >= 32);
-    int sc, m;
-    if (s < 4) {
-      sc = scales[s] & 63;
-      m = scales[s + 4] & 63;
-    } else {
-      int bb = scales[s + 4];
-      sc = (bb & 15) | ((scales[s - 4] >> 6) << 4);
-      m = (bb >> 4) | ((scales[s] >> 6) << 4);
-    }
-    float d1 = __fmul_rn(d, (float)sc), m1 = __fmul_rn(dmin, (float)m);
+    float d1, m1;
+    q4k_sub_block(blk, 2 * c + (l >= 32), d1, m1);
     const uint8_t* q = blk + 16 + 32 * c + (l & 31);
     bool high = l >= 32;
     float v[8];
@@ -539,23 +545,10 @@ struct Q4_KGemv {
   const uint8_t* blocks;
   i64 k, rowBytes;
   struct Frag { uint2 q; float d1, m1; bool high; };
-  __device__ __forceinline__ static void scale_min(const uint8_t* scales, int s, int& sc, int& m) {
-    if (s < 4) {
-      sc = scales[s] & 63;
-      m = scales[s + 4] & 63;
-    } else {
-      int bb = scales[s + 4];
-      sc = (bb & 15) | ((scales[s - 4] >> 6) << 4);
-      m = (bb >> 4) | ((scales[s] >> 6) << 4);
-    }
-  }
   __device__ __forceinline__ void fetch(i64 n, i64 k0, Frag& f) const {
     const uint8_t* blk = blocks + n * rowBytes + (k0 >> 8) * 144;
     int j0 = (int)(k0 & 255), c = j0 >> 6, l = j0 & 63;
-    int sc, m;
-    scale_min(blk + 4, 2 * c + (l >= 32), sc, m);
-    f.d1 = __fmul_rn(f16_at(blk), (float)sc);
-    f.m1 = __fmul_rn(f16_at(blk + 2), (float)m);
+    q4k_sub_block(blk, 2 * c + (l >= 32), f.d1, f.m1);
     f.q = *reinterpret_cast<const uint2*>(blk + 16 + 32 * c + (l & 31));
     f.high = l >= 32;
   }
@@ -572,10 +565,10 @@ struct Q4_KGemv {
   __device__ __forceinline__ float element(i64 n, i64 c) const {
     const uint8_t* blk = blocks + n * rowBytes + (c >> 8) * 144;
     int j = (int)(c & 255), ch = j >> 6, l = j & 63;
-    int sc, m;
-    scale_min(blk + 4, 2 * ch + (l >= 32), sc, m);
+    float d1, m1;
+    q4k_sub_block(blk, 2 * ch + (l >= 32), d1, m1);
     int b = blk[16 + 32 * ch + (l & 31)];
-    return __fsub_rn(__fmul_rn(__fmul_rn(f16_at(blk), (float)sc), (float)(l >= 32 ? b >> 4 : b & 15)), __fmul_rn(f16_at(blk + 2), (float)m));
+    return __fsub_rn(__fmul_rn(d1, (float)(l >= 32 ? b >> 4 : b & 15)), m1);
   }
   __device__ __forceinline__ bool aligned() const { return k % 256 == 0 && (uintptr_t)blocks % 8 == 0; }
 };
