@@ -138,17 +138,29 @@ public final class EvalCommand implements Callable<Integer> {
 
     static final String TINY_RANDOM = "tiny-random";
 
-    /** The --clip model, or null; opened before the generator so that a wrong file fails before minutes of model loading. */
+    /**
+     * What is wrong with the feature and CLIP options, or null: the checks that need no model loaded, so that eval, and
+     * sweep before its training, fail at once. {@code prefix} names the options as the command spells them ("--" for
+     * eval, "--eval." for sweep).
+     */
+    static String clipOptionsProblem(String prefix, String features, String clip, String clipTokenizer) {
+        String kind = features == null ? "palette" : features.toLowerCase(Locale.ROOT);
+        if (!List.of("palette", "clip", "none").contains(kind)) return prefix + "features: palette, clip or none, got " + features;
+        if (kind.equals("clip") && clip == null)
+            return prefix + "features clip needs a CLIP model: give " + prefix + "clip (openai/clip-vit-large-patch14's folder or model.safetensors)";
+        if (clip == null)
+            return clipTokenizer == null ? null : prefix + "clip-tokenizer needs " + prefix + "clip (the CLIP model's weights)";
+        if (!(clip.equalsIgnoreCase(TINY_RANDOM) || Files.exists(Path.of(clip))))
+            return prefix + "clip " + clip + ": no such file or folder (give openai/clip-vit-large-patch14's folder or its model.safetensors, or tiny-random)";
+        if (clipTokenizer != null && !Files.exists(Path.of(clipTokenizer))) return prefix + "clip-tokenizer " + clipTokenizer + ": no such file or folder";
+        return null;
+    }
+
+    /** The --clip model, or null (options checked by clipOptionsProblem); opened before the generator so that a wrong file fails before minutes of model loading. */
     FeatureExtractor openClip() {
-        if (clip == null) {
-            if (clipTokenizer != null) throw new IllegalArgumentException("--clip-tokenizer needs --clip (the CLIP model's weights)");
-            return null;
-        }
+        if (clip == null) return null;
         if (clip.equalsIgnoreCase(TINY_RANDOM) && !Files.exists(Path.of(clip))) return ClipFeatures.tinyRandom(modelOptions.device, 1);
         Path p = Path.of(clip);
-        if (!Files.exists(p))
-            throw new IllegalArgumentException("--clip " + clip + ": no such file or folder (give openai/clip-vit-large-patch14's folder or its model.safetensors, or tiny-random)");
-        if (clipTokenizer != null && !Files.exists(clipTokenizer)) throw new IllegalArgumentException("--clip-tokenizer " + clipTokenizer + ": no such file or folder");
         try {
             return ClipFeatures.open(modelOptions.device, p, clipTokenizer);
         } catch (IOException e) {
@@ -174,11 +186,9 @@ public final class EvalCommand implements Callable<Integer> {
         for (EvalLora l : loras) files.put(l.name(), l.file());
         Path outDir = out != null ? out : loras.size() == 1 && loras.getFirst().runDir() != null ? loras.getFirst().runDir().resolve("eval") : Path.of("eval");
 
+        String problem = clipOptionsProblem("--", features, clip, clipTokenizer == null ? null : clipTokenizer.toString());
+        if (problem != null) throw new IllegalArgumentException(problem);
         String featureKind = features.toLowerCase(Locale.ROOT);
-        if (!List.of("palette", "clip", "none").contains(featureKind))
-            throw new IllegalArgumentException("--features: palette, clip or none, got " + features);
-        if (featureKind.equals("clip") && clip == null)
-            throw new IllegalArgumentException("--features clip needs a CLIP model: give --clip (openai/clip-vit-large-patch14's folder or model.safetensors)");
 
         try (FeatureExtractor clipFeatures = openClip(); ImageGenerator gen = modelOptions.open(files, toyBaseOf(loras), System.err)) {
             ImageGenerator.Info info = gen.info();

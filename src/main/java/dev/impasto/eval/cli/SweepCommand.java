@@ -325,14 +325,8 @@ public final class SweepCommand implements Callable<Integer> {
             return "the comparison needs the runs' base weights: give --weights FILE (or --set model.weights=FILE), or --no-eval";
         if (evalEncoders != null && !java.nio.file.Files.isDirectory(Path.of(evalEncoders)))
             return "--eval.encoders " + evalEncoders + ": no such folder";
-        if (evalFeatures != null && !List.of("palette", "clip", "none").contains(evalFeatures.trim().toLowerCase(Locale.ROOT)))
-            return "--eval.features: palette, clip or none, got " + evalFeatures;
-        if ("clip".equalsIgnoreCase(evalFeatures == null ? "" : evalFeatures.trim()) && evalClip == null)
-            return "--eval.features clip needs a CLIP model: give --eval.clip (openai/clip-vit-large-patch14's folder or model.safetensors)";
-        if (evalClip != null && !evalClip.equalsIgnoreCase("tiny-random") && !java.nio.file.Files.exists(Path.of(evalClip)))
-            return "--eval.clip " + evalClip + ": no such file or folder";
-        if (evalClipTokenizer != null && !java.nio.file.Files.exists(Path.of(evalClipTokenizer)))
-            return "--eval.clip-tokenizer " + evalClipTokenizer + ": no such file or folder";
+        String clipProblem = EvalCommand.clipOptionsProblem("--eval.", evalFeatures, evalClip, evalClipTokenizer);
+        if (clipProblem != null) return clipProblem;
         if (evalTrainImages != null && !evalTrainImages.startsWith("toy:") && !java.nio.file.Files.isDirectory(Path.of(evalTrainImages)))
             return "--eval.train-images " + evalTrainImages + ": no such folder";
         return null;
