@@ -23,11 +23,7 @@ public final class WeightQuantizer {
             case NF4, NF4_DQ -> {
                 Nf4Quantized q = Nf4.quantize(w, f == BaseFormat.NF4_DQ);
                 Tensor packed = bytes(be, q.packed());
-                if (q.isNested()) {
-                    NestedAbsmax nest = q.nested();
-                    yield new LinearWeight.Nf4(packed, bytes(be, nest.codes()), floats(be, nest.nestedAbsmax()), floats(be, nest.code()),
-                            nest.offset(), q.blocksize(), nest.blocksize(), out, in);
-                }
+                if (q.isNested()) yield nf4Nested(be, packed, q.nested(), q.blocksize(), out, in);
                 yield new LinearWeight.Nf4(packed, floats(be, q.absmax()), null, null, 0, q.blocksize(), 0, out, in);
             }
             case INT8 -> {
@@ -49,6 +45,12 @@ public final class WeightQuantizer {
                 yield new LinearWeight.Gguf(bytes(be, GgmlQuants.quantize(t, w)), t.id(), t.ggmlName(), out, in);
             }
         };
+    }
+
+    /** A double-quantized NF4 weight from its codes (already on {@code be}) and its compressed absmax (uploaded here). */
+    public static LinearWeight.Nf4 nf4Nested(Backend be, Tensor packed, NestedAbsmax nest, int blocksize, long out, long in) {
+        return new LinearWeight.Nf4(packed, bytes(be, nest.codes()), floats(be, nest.nestedAbsmax()), floats(be, nest.code()), nest.offset(), blocksize,
+                nest.blocksize(), out, in);
     }
 
     private static Tensor bytes(Backend be, byte[] b) {

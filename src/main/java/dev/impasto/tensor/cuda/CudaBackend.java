@@ -540,9 +540,7 @@ public final class CudaBackend implements Backend {
             if (!doubleQuant) return new LinearWeight.Nf4(packed, absmax, null, null, 0, 64, 0, x.rows(), x.cols());
             dev.impasto.quant.NestedAbsmax nest = dev.impasto.quant.Nf4.compressAbsmax(toFloats(absmax)); // small: 1/64 of the weight
             absmax.close();
-            return new LinearWeight.Nf4(packed, fromBytes(MemorySegment.ofArray(nest.codes()), DType.U8, DType.U8, nest.codes().length),
-                    fromFloats(nest.nestedAbsmax(), DType.F32, nest.nestedAbsmax().length), fromFloats(nest.code(), DType.F32, 256), nest.offset(), 64,
-                    nest.blocksize(), x.rows(), x.cols());
+            return dev.impasto.quant.WeightQuantizer.nf4Nested(this, packed, nest, 64, x.rows(), x.cols());
         } catch (RuntimeException e) {
             packed.close();
             absmax.close();
