@@ -5,11 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.impasto.lora.LoraFileWriter;
-import dev.impasto.lora.LoraFormat;
-import dev.impasto.model.LoraConfig;
-import dev.impasto.model.LoraGroup;
-import dev.impasto.tensor.Backend;
 import dev.impasto.tensor.cpu.CpuBackend;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -22,17 +17,7 @@ import org.junit.jupiter.api.io.TempDir;
 class FluxGeneratorTest {
     @Test
     void promptToPictureWithAndWithoutALora(@TempDir Path dir) throws Exception {
-        Path lora = dir.resolve("tiny.safetensors");
-        Backend be = new CpuBackend();
-        try (FluxGenerator maker = FluxGenerator.tinyRandom(be, 1, Map.of())) {
-            List<LoraGroup> gs = maker.model().attachLora(LoraConfig.defaults(4), 3);
-            for (LoraGroup g : gs) {
-                be.randn(g.b, g.key.hashCode());
-                be.axpby(g.b, 0.5, g.b, 0);
-                g.syncCompute(be);
-            }
-            LoraFileWriter.write(lora, gs, be, LoraFormat.DIFFUSERS, Map.of());
-        }
+        Path lora = TinyLora.write(dir.resolve("tiny.safetensors"));
         try (FluxGenerator gen = FluxGenerator.tinyRandom(new CpuBackend(), 1, Map.of("tiny", lora))) {
             ImageGenerator.Request base = new ImageGenerator.Request("a red barn in snow", 7, 4, 3.5, 64, 32, null, 1.0);
             ImageGenerator.Result r0 = gen.generate(base, null);

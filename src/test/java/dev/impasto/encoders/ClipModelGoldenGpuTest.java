@@ -19,23 +19,21 @@ import org.junit.jupiter.api.Test;
 class ClipModelGoldenGpuTest {
     @Test
     void gpuF32MatchesTransformersClipModel() throws Exception {
-        Assumptions.assumeTrue(Cuda.available(), "no GPU");
-        Assumptions.assumeTrue(ClipModelGolden.present(), "CLIP model golden fixtures not generated yet (src/test/golden/encoders/README.md)");
-        try (CudaBackend be = CudaBackend.open(0)) {
-            Map<String, Double> err = ClipModelGolden.compare(be, DType.F32);
-            System.out.println("CLIP model golden (GPU f32) rel L2: " + err);
-            for (var e : err.entrySet()) assertTrue(e.getValue() <= 1e-4, e.getKey() + " " + err);
-        }
+        check(DType.F32, 1e-4);
     }
 
     @Test
     void gpuBf16MatchesTransformersClipModel() throws Exception {
+        check(DType.BF16, 2e-2);
+    }
+
+    static void check(DType dt, double bound) throws Exception {
         Assumptions.assumeTrue(Cuda.available(), "no GPU");
         Assumptions.assumeTrue(ClipModelGolden.present(), "CLIP model golden fixtures not generated yet (src/test/golden/encoders/README.md)");
         try (CudaBackend be = CudaBackend.open(0)) {
-            Map<String, Double> err = ClipModelGolden.compare(be, DType.BF16);
-            System.out.println("CLIP model golden (GPU bf16) rel L2: " + err);
-            for (var e : err.entrySet()) assertTrue(e.getValue() <= 2e-2, e.getKey() + " " + err);
+            Map<String, Double> err = ClipModelGolden.compare(be, dt);
+            System.out.println("CLIP model golden (GPU " + dt.name().toLowerCase(java.util.Locale.ROOT) + ") rel L2: " + err);
+            for (var e : err.entrySet()) assertTrue(e.getValue() <= bound, e.getKey() + " " + err);
         }
     }
 }

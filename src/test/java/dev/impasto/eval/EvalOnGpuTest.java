@@ -5,22 +5,15 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.impasto.api.FluxGenerator;
+import dev.impasto.api.TinyLora;
 import dev.impasto.cuda.Cuda;
 import dev.impasto.eval.cli.EvalCommand;
-import dev.impasto.lora.LoraFileWriter;
-import dev.impasto.lora.LoraFormat;
-import dev.impasto.model.LoraConfig;
-import dev.impasto.model.LoraGroup;
-import dev.impasto.tensor.Backend;
-import dev.impasto.tensor.cpu.CpuBackend;
 import java.awt.image.BufferedImage;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Map;
 import java.util.Random;
 import javax.imageio.ImageIO;
 import org.junit.jupiter.api.Assumptions;
@@ -38,17 +31,7 @@ class EvalOnGpuTest {
     @Test
     void clipScoreAndClipKidWithFluxAndClipOnTheGpu(@TempDir Path dir) throws Exception {
         Assumptions.assumeTrue(Cuda.available(), "no GPU");
-        Path lora = dir.resolve("tiny.safetensors");
-        Backend cpu = new CpuBackend();
-        try (FluxGenerator maker = FluxGenerator.tinyRandom(cpu, 1, Map.of())) {
-            List<LoraGroup> gs = maker.model().attachLora(LoraConfig.defaults(4), 3);
-            for (LoraGroup g : gs) {
-                cpu.randn(g.b, g.key.hashCode());
-                cpu.axpby(g.b, 0.5, g.b, 0);
-                g.syncCompute(cpu);
-            }
-            LoraFileWriter.write(lora, gs, cpu, LoraFormat.DIFFUSERS, Map.of());
-        }
+        Path lora = TinyLora.write(dir.resolve("tiny.safetensors"));
         Path train = Files.createDirectories(dir.resolve("train"));
         Random r = new Random(5);
         for (int i = 0; i < 4; i++) {
